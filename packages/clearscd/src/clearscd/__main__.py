@@ -1,0 +1,3 @@
+from clearscd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from semaglue.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from semstereo.cli import main
+
+raise SystemExit(main())

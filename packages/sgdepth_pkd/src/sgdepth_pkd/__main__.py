@@ -1,0 +1,3 @@
+from sgdepth_pkd.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,3 @@
+from ssp.cli import main
+
+raise SystemExit(main())

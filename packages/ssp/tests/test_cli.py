@@ -1,0 +1,17 @@
+import pytest
+
+from ssp.cli import build_parser, main
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo"])
+def test_subcommand_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    assert command in capsys.readouterr().out
+
+
+def test_unknown_subcommand_fails():
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(["fly"])
+    assert exc.value.code != 0

@@ -1,0 +1,9 @@
+"""semcommon: the code the five semvision packages share.
+
+Modules: ``io`` (images, PFM, disparity/depth maps), ``metrics`` (confusion matrix, disparity, depth, pose AUC),
+``checkpoint`` (safe load, atomic save, key remapping and reports), ``viz`` (colour maps, panels, match drawings),
+``runtime`` (seeding, device choice, progress, logging), ``kernels`` (cost volumes, RAFT correlation) and
+``testing`` (parity fixtures).
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,284 @@
+"""Parity-fixture machinery shared by every package's ``tests/test_parity.py``.
+
+Fixtures live in ``$SEMVISION_FIXTURES/<package>`` when that variable is set, else in
+``<repository root>/../shared/fixtures/<package>``. A case file ``<target>.case<N>.npz`` holds ``in.<name>``
+inputs, ``out.<name>`` expected outputs and a ``meta`` JSON string; ``<target>.weights.npz`` holds the original
+``state_dict`` with float tensors stored as float16 (loaded back as float32 here).
+
+Typical use in a test module::
+
+    from semcommon.testing import case_params, load_case, assert_close
+
+    @pytest.mark.parametrize("path", case_params("semstereo"))
+    def test_case(path):
+        case = load_case(path)
+        ...
+        assert_close(actual, case.outputs["out"], rtol=1e-4, name="out")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "Case",
+    "MissingFixtures",
+    "assert_close",
+    "case_files",
+    "case_params",
+    "compare_state_dict_shapes",
+    "fixtures_dir",
+    "load_case",
+    "load_manifest",
+    "load_weights",
+    "manifest_params",
+    "repo_root",
+    "require_fixtures",
+]
+
+
+def repo_root(start: Path | None = None) -> Path | None:
+    """The semvision repository root: the first ancestor holding both ``shared/`` and ``packages/``.
+
+    Searched from ``start`` (default: the working directory), then from this file's location.
+    """
+    candidates = [Path(start) if start is not None else Path.cwd(), Path(__file__).resolve()]
+    for origin in candidates:
+        for folder in [origin, *origin.parents]:
+            if (folder / "shared").is_dir() and (folder / "packages").is_dir():
+                return folder
+    return None
+
+
+def fixtures_dir(package: str) -> Path:
+    """Where the fixtures of ``package`` are expected (the folder may not exist)."""
+    env = os.environ.get("SEMVISION_FIXTURES")
+    if env:
+        return Path(env) / package
+    root = repo_root()
+    base = (root.parent if root is not None else Path.cwd().parent) / "shared" / "fixtures"
+    return base / package
+
+
+def _missing_reason(package: str) -> str:
+    return (
+        f"parity fixtures for {package!r} not found at {fixtures_dir(package)} "
+        "(set SEMVISION_FIXTURES or place ../shared/fixtures beside the repository)"
+    )
+
+
+def require_fixtures(package: str) -> Path:
+    """The fixture folder of ``package``; skips the calling test if absent, fails instead under ``CI=true``."""
+    import pytest
+
+    folder = fixtures_dir(package)
+    if not folder.is_dir():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(_missing_reason(package))
+        pytest.skip(_missing_reason(package))
+    return folder
+
+
+def case_files(package: str, target: str | None = None) -> list[Path]:
+    """Every ``<target>.case*.npz`` in the package's fixture folder, sorted; [] when the folder is absent."""
+    folder = fixtures_dir(package)
+    if not folder.is_dir():
+        return []
+    pattern = f"{target}.case*.npz" if target else "*.case*.npz"
+    return sorted(folder.glob(pattern))
+
+
+def case_params(package: str, target: str | None = None) -> list[Any]:
+    """``pytest.param`` entries, one per case file (id = file name), for ``@pytest.mark.parametrize``.
+
+    When the fixture folder is absent it yields a single parameter whose test skips (fails under ``CI=true``),
+    so a missing folder is never a silent pass.
+    """
+    import pytest
+
+    files = case_files(package, target)
+    if files:
+        return [pytest.param(path, id=path.name) for path in files]
+    folder = fixtures_dir(package)
+    if not folder.is_dir():
+        return [_missing_param(package, "fixtures-missing")]
+    return []
+
+
+@dataclass(frozen=True)
+class MissingFixtures:
+    """Parameter standing for an absent fixture folder; loading it raises with the reason."""
+
+    package: str
+
+    def __str__(self) -> str:
+        return _missing_reason(self.package)
+
+
+def _missing_param(package: str, test_id: str) -> Any:
+    """Skip outside CI; under ``CI=true`` the test runs and fails when it loads the missing file."""
+    import pytest
+
+    if os.environ.get("CI", "").lower() == "true":
+        return pytest.param(MissingFixtures(package), id=test_id)
+    return pytest.param(MissingFixtures(package), id=test_id, marks=pytest.mark.skip(reason=_missing_reason(package)))
+
+
+def _check_present(path: Any) -> Path:
+    if isinstance(path, MissingFixtures):
+        raise FileNotFoundError(str(path))
+    return Path(path)
+
+
+@dataclass
+class Case:
+    """One fixture case: inputs, expected outputs and the meta dictionary."""
+
+    path: Path
+    inputs: dict[str, np.ndarray] = field(default_factory=dict)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """The target name: the file name before ``.case``."""
+        return self.path.name.split(".case")[0]
+
+    @property
+    def weights_path(self) -> Path:
+        """``<target>.weights.npz`` beside the case file (it may not exist)."""
+        return self.path.with_name(f"{self.target}.weights.npz")
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """Input ``name`` as a torch tensor (0-d inputs become 0-d tensors)."""
+        return torch.from_numpy(np.array(self.inputs[name]))
+
+    def scalar(self, name: str) -> int | float | bool:
+        """A 0-d input as a Python scalar."""
+        return np.asarray(self.inputs[name]).item()
+
+    def expected(self, name: str) -> np.ndarray:
+        return self.outputs[name]
+
+
+def load_case(path: str | Path | MissingFixtures) -> Case:
+    """Read a ``*.case*.npz`` file into a :class:`Case` (``in.``/``out.`` prefixes stripped)."""
+    path = _check_present(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"fixture case file not found: {path}")
+    case = Case(path=path)
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            if key.startswith("in."):
+                case.inputs[key[3:]] = data[key]
+            elif key.startswith("out."):
+                case.outputs[key[4:]] = data[key]
+            elif key == "meta":
+                case.meta = json.loads(str(data[key]))
+    return case
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a ``*.weights.npz`` state dict: float16 tensors become float32, integer buffers keep their dtype."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"fixture weights file not found: {path}")
+    state: dict[str, torch.Tensor] = {}
+    with np.load(path, allow_pickle=False) as data:
+        for key in data.files:
+            array = data[key]
+            if np.issubdtype(array.dtype, np.floating):
+                array = array.astype(np.float32)
+            state[key] = torch.from_numpy(np.array(array))
+    return state
+
+
+def load_manifest(path: str | Path | MissingFixtures) -> dict[str, Any]:
+    """Read a ``manifest_*.json`` file (as given by :func:`manifest_params`)."""
+    path = _check_present(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"fixture manifest not found: {path}")
+    return json.loads(path.read_text())
+
+
+def manifest_params(package: str) -> list[Any]:
+    """``pytest.param`` entries, one per ``manifest_*.json`` in the fixture folder (id = file name)."""
+    import pytest
+
+    folder = fixtures_dir(package)
+    files = sorted(folder.glob("manifest_*.json")) if folder.is_dir() else []
+    if files:
+        return [pytest.param(path, id=path.name) for path in files]
+    return [_missing_param(package, "manifests-missing")]
+
+
+def compare_state_dict_shapes(
+    expected: dict[str, list[int]] | list[tuple[str, list[int]]],
+    state_dict: dict[str, torch.Tensor],
+    check_order: bool = True,
+) -> list[str]:
+    """Differences between expected ``key -> shape`` and a state dict, as readable lines ([] when equal).
+
+    ``expected`` may be a dict or a list of ``(key, shape)`` pairs; with ``check_order`` the key order must match too.
+    """
+    items = list(expected.items()) if isinstance(expected, dict) else [(k, list(s)) for k, s in expected]
+    want = {k: list(s) for k, s in items}
+    have = {k: list(v.shape) for k, v in state_dict.items()}
+    problems = [f"missing key {k} {s}" for k, s in want.items() if k not in have]
+    problems += [f"unexpected key {k} {s}" for k, s in have.items() if k not in want]
+    problems += [f"shape of {k}: expected {want[k]}, got {have[k]}" for k in want if k in have and want[k] != have[k]]
+    if check_order and not problems and [k for k, _ in items] != list(have):
+        first = next(i for i, (a, b) in enumerate(zip([k for k, _ in items], have, strict=False)) if a != b)
+        problems.append(
+            f"key order differs first at position {first}: expected {items[first][0]}, got {list(have)[first]}"
+        )
+    return problems
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+def assert_close(
+    actual: Any,
+    expected: Any,
+    *,
+    rtol: float = 1e-4,
+    atol: float | None = None,
+    name: str = "output",
+) -> None:
+    """Fixture comparison.
+
+    Float outputs: ``max|actual - expected| <= atol`` when ``atol`` is given, else
+    ``<= rtol * max(1, max|expected|)`` (the fixtures' "relative to the output scale" rule).
+    Integer and boolean outputs must match exactly. Shapes must match exactly.
+    """
+    a, e = _to_numpy(actual), _to_numpy(expected)
+    if a.shape != e.shape:
+        raise AssertionError(f"{name}: shape {a.shape} != expected {e.shape}")
+    if e.dtype.kind in "biu":
+        mismatched = int(np.count_nonzero(a.astype(e.dtype) != e))
+        if mismatched:
+            raise AssertionError(f"{name}: {mismatched} of {e.size} integer entries differ")
+        return
+    a64, e64 = a.astype(np.float64), e.astype(np.float64)
+    if not np.array_equal(np.isnan(a64), np.isnan(e64)):
+        raise AssertionError(f"{name}: NaN positions differ")
+    finite = ~np.isnan(e64)
+    if not np.array_equal(np.isinf(a64), np.isinf(e64)) or not np.array_equal(a64[np.isinf(e64)], e64[np.isinf(e64)]):
+        raise AssertionError(f"{name}: infinite entries differ")
+    finite &= ~np.isinf(e64)
+    err = float(np.max(np.abs(a64[finite] - e64[finite]))) if finite.any() else 0.0
+    scale = float(np.max(np.abs(e64[finite]))) if finite.any() else 0.0
+    tol = atol if atol is not None else rtol * max(1.0, scale)
+    if not err <= tol:
+        raise AssertionError(f"{name}: max abs error {err:.3g} > tolerance {tol:.3g} (max|expected| {scale:.3g})")
