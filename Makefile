@@ -1,0 +1,43 @@
+# semvision: `make demo` and `make test` set everything up themselves (a .venv made with pip).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := semstereo semaglue clearscd ssp sgdepth_pkd
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test bench lint format clean $(PACKAGES:%=test-%) test-shared
+
+setup: $(STAMP)
+
+$(STAMP): shared/pyproject.toml $(PACKAGES:%=packages/%/pyproject.toml)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "torch>=2.1" "torchvision>=0.16"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e "shared[test]" $(PACKAGES:%=-e packages/%) \
+		"pytest>=7" "ruff>=0.5" "scikit-image>=0.21"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/python tools/demo_all.py
+
+test: setup
+	$(BIN)/python tools/run_tests.py
+
+test-shared: setup
+	$(BIN)/python -m pytest shared/tests -q
+
+$(PACKAGES:%=test-%): test-%: setup
+	$(BIN)/python -m pytest packages/$*/tests -q
+
+bench: setup
+	$(BIN)/python bench/run_all.py
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,86 @@
+"""Runtime helpers: seeding, device choice, parameter counts, latency, progress bars, logging."""
+
+from __future__ import annotations
+
+import logging
+import random
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = ["count_parameters", "get_logger", "measure_latency", "progress", "resolve_device", "seed_everything"]
+
+T = TypeVar("T")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available else CPU; ``cpu`` / ``cuda`` / ``cuda:N`` as given.
+
+    Asking for CUDA on a machine without it raises a one-line error instead of failing later.
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(f"--device: unknown device {device!r} (use auto, cpu or cuda)") from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine")
+    return resolved
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (all, or only those with ``requires_grad``)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
+
+
+def measure_latency(fn: Callable[[], Any], warmup: int = 1, repeats: int = 3) -> float:
+    """Median wall-clock time of ``fn()`` in milliseconds after ``warmup`` calls (CUDA is synchronised)."""
+
+    def sync() -> None:
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            torch.cuda.synchronize()
+
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        sync()
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append((time.perf_counter() - start) * 1e3)
+    return float(np.median(times))
+
+
+def progress(iterable: Iterable[T], desc: str = "", total: int | None = None, enabled: bool = True) -> Iterable[T]:
+    """A tqdm progress bar on stderr (plain iteration when disabled or stderr is not a terminal)."""
+    if not enabled or not sys.stderr.isatty():
+        return iterable
+    from tqdm import tqdm
+
+    return tqdm(iterable, desc=desc, total=total, leave=False)
+
+
+def get_logger(name: str, level: int = logging.INFO) -> logging.Logger:
+    """A logger writing ``time level name: message`` lines to stderr, configured once per name."""
+    logger = logging.getLogger(name)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False
+    return logger

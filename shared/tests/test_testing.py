@@ -1,0 +1,55 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from semcommon.testing import (
+    MissingFixtures,
+    assert_close,
+    case_files,
+    compare_state_dict_shapes,
+    fixtures_dir,
+    load_case,
+    load_weights,
+)
+
+
+def test_fixture_folder_from_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEMVISION_FIXTURES", str(tmp_path))
+    pkg = tmp_path / "demo"
+    pkg.mkdir()
+    np.savez(pkg / "t.case1.npz", **{"in.x": np.ones(2), "out.y": np.zeros(2), "meta": json.dumps({"seed": 1})})
+    np.savez(pkg / "t.weights.npz", w=np.ones(2, np.float16), n=np.array(3, np.int64))
+    assert fixtures_dir("demo") == pkg
+    [path] = case_files("demo")
+    case = load_case(path)
+    assert case.target == "t" and case.meta == {"seed": 1}
+    assert set(case.inputs) == {"x"} and set(case.outputs) == {"y"}
+    weights = load_weights(case.weights_path)
+    assert weights["w"].dtype == torch.float32 and weights["n"].dtype == torch.int64
+
+
+def test_missing_fixtures_raise_on_load():
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_case(MissingFixtures("nothing"))
+
+
+def test_assert_close_rules():
+    assert_close(np.array([100.0]), np.array([100.009]), rtol=1e-4)  # scale 100 -> tol 1e-2
+    with pytest.raises(AssertionError, match="max abs error"):
+        assert_close(np.array([0.5]), np.array([0.5002]), rtol=1e-4)
+    with pytest.raises(AssertionError, match="integer"):
+        assert_close(np.array([1, 2]), np.array([1, 3]))
+    with pytest.raises(AssertionError, match="shape"):
+        assert_close(np.zeros(2), np.zeros(3))
+    assert_close(torch.tensor([np.inf, 1.0]), np.array([np.inf, 1.0]))
+
+
+def test_compare_state_dict_shapes():
+    state = {"a": torch.zeros(2), "b": torch.zeros(3, 1)}
+    assert compare_state_dict_shapes({"a": [2], "b": [3, 1]}, state) == []
+    problems = compare_state_dict_shapes({"b": [3, 1], "a": [2]}, state)
+    assert problems and "order" in problems[0]
+    problems = compare_state_dict_shapes({"a": [2], "c": [1], "b": [3, 2]}, state)
+    assert "missing key c [1]" in problems and any("shape of b" in p for p in problems)
