@@ -1,0 +1,274 @@
+"""Typed configurations with the paper's defaults, and the authors' YAML experiment files.
+
+The authors' configs (``config/image/*.yaml``, ``config/video/*.yaml``) are read by :func:`load_experiment_config`;
+every section is checked against the keys the original code reads, so a typo is an error instead of a silent default.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "DATASET_NUM_CLASSES",
+    "HIERA_SIZES",
+    "ExperimentConfig",
+    "HieraConfig",
+    "ImageModelConfig",
+    "RaftConfig",
+    "UperNetConfig",
+    "VideoModelConfig",
+    "load_experiment_config",
+]
+
+DATASET_NUM_CLASSES: dict[str, int] = {"uavid": 8, "ruralscapes": 12}
+
+
+@dataclass(frozen=True)
+class HieraConfig:
+    """SAM2 Hiera trunk (``image_encoder.trunk`` of a SAM2 checkpoint). Defaults: Hiera-S ("small")."""
+
+    embed_dim: int = 96
+    num_heads: int = 1
+    stages: tuple[int, ...] = (1, 2, 11, 2)
+    global_att_blocks: tuple[int, ...] = (7, 10, 13)
+    window_pos_embed_bkg_spatial_size: tuple[int, int] = (7, 7)
+    q_pool: int = 3
+    q_stride: tuple[int, int] = (2, 2)
+    window_spec: tuple[int, ...] = (8, 4, 14, 7)
+    dim_mul: float = 2.0
+    head_mul: float = 2.0
+    drop_path_rate: float = 0.0
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """Channels of the four stage outputs, fine -> coarse."""
+        return tuple(int(self.embed_dim * self.dim_mul**i) for i in range(len(self.stages)))
+
+
+@dataclass(frozen=True)
+class UperNetConfig:
+    """UperNet head (PPM + FPN) on the four Hiera stages."""
+
+    in_channels: tuple[int, ...] = (96, 192, 384, 768)
+    channels: int = 256
+    num_classes: int = 8
+    pool_scales: tuple[int, ...] = (1, 2, 3, 6)
+
+
+HIERA_SIZES: dict[str, tuple[HieraConfig, int]] = {
+    "tiny": (HieraConfig(stages=(1, 2, 7, 2), global_att_blocks=(5, 7, 9)), 128),
+    "small": (HieraConfig(), 256),
+    "base_plus": (
+        HieraConfig(
+            embed_dim=112,
+            num_heads=2,
+            stages=(2, 3, 16, 3),
+            global_att_blocks=(12, 16, 20),
+            window_pos_embed_bkg_spatial_size=(14, 14),
+        ),
+        512,
+    ),
+}
+"""``checkpoint_model`` -> (Hiera config, UperNet channels), the original's hard-coded size table."""
+
+
+def _check_keys(section: str, given: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise ValueError(f"{section}: unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+
+
+def _from_dict(cls: type, section: str, data: dict[str, Any] | None, **extra: Any) -> Any:
+    data = dict(data or {})
+    _check_keys(section, data, {f.name for f in fields(cls)})
+    data.update(extra)
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class ImageModelConfig:
+    """Image model (``model_cfg`` of an image config). Default: SSP's student, Hiera-S + UperNet(256), UAVid.
+
+    ``hiera`` / ``upernet_channels`` override the size table (used for reduced test models).
+    """
+
+    checkpoint_model: str = "small"
+    model_architecture: str = "hierasam_upernet"
+    frozen_encoder: bool = False
+    upsampling: str = "bicubic"
+    n_classes: int = 8
+    hiera: HieraConfig | None = None
+    upernet_channels: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.model_architecture != "hierasam_upernet":
+            raise ValueError(
+                f"model_architecture: only 'hierasam_upernet' is implemented, got {self.model_architecture!r}"
+            )
+        if self.hiera is None and self.checkpoint_model not in HIERA_SIZES:
+            raise ValueError(f"checkpoint_model: expected one of {sorted(HIERA_SIZES)}, got {self.checkpoint_model!r}")
+        if self.upsampling not in ("bicubic", "bilinear", "nearest"):
+            raise ValueError(f"upsampling: expected bicubic | bilinear | nearest, got {self.upsampling!r}")
+
+    @property
+    def hiera_config(self) -> HieraConfig:
+        return self.hiera if self.hiera is not None else HIERA_SIZES[self.checkpoint_model][0]
+
+    @property
+    def upernet_config(self) -> UperNetConfig:
+        channels = self.upernet_channels or HIERA_SIZES[self.checkpoint_model][1]
+        return UperNetConfig(in_channels=self.hiera_config.channels, channels=channels, num_classes=self.n_classes)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, n_classes: int = 8) -> ImageModelConfig:
+        """From a YAML ``model_cfg`` / manifest ``image_model_cfg`` section; unknown keys raise."""
+        data = dict(data or {})
+        _check_keys("model_cfg", data, {"checkpoint_model", "model_architecture", "frozen_encoder", "upsampling"})
+        return cls(**data, n_classes=n_classes)
+
+
+@dataclass(frozen=True)
+class RaftConfig:
+    """Standard RAFT ("things"), used by the consistency loss, the KD label consistency and the TC metric."""
+
+    small: bool = False
+    hidden_dim: int = 128
+    context_dim: int = 128
+    corr_levels: int = 4
+    corr_radius: int = 4
+
+    def __post_init__(self) -> None:
+        if self.small:
+            raise ValueError("small: RAFT-small is not used by SSP and not implemented")
+
+
+@dataclass(frozen=True)
+class VideoModelConfig:
+    """``video_model_cfg`` of a video config. Defaults: SSP (``ssp_uavid.yaml``).
+
+    The baseline keys (DFF / NetWarp / TCB) are accepted so the authors' files parse; only ``model_name: base``
+    (SSP / KD-SSP and its ablations) is built.
+    """
+
+    model_name: str = "base"
+    const_loss_lb: float = 0.5
+    kd_consistent_labels: bool = True
+    last_out_loss_lb: float = 1.0
+    pred_mixing_op: str = "id"
+    sim_op: str = "conv"
+    upsample_before_mixing: bool = True
+    upsampling: str = "bicubic"
+    k_registrator_model: str | None = "disk"
+    features_interp_mode: str = "bilinear"
+    low_scale_homo: bool = False
+    train_flow: bool = False
+    flow_iters: int = 8
+    k_interval: int = 8
+    flow_mode: str = "bilinear"
+    tcb_module: str = "ocr"
+
+    def __post_init__(self) -> None:
+        if self.sim_op not in ("conv", "cossim", "constant", "reuse"):
+            raise ValueError(f"sim_op: expected conv | cossim | constant | reuse, got {self.sim_op!r}")
+        if self.k_registrator_model not in (None, "disk", "identity", "opencv"):
+            raise ValueError(
+                f"k_registrator_model: expected disk | identity | opencv | null, got {self.k_registrator_model!r}"
+            )
+        if self.pred_mixing_op != "id":
+            raise ValueError(f"pred_mixing_op: only 'id' (the paper's) is implemented, got {self.pred_mixing_op!r}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> VideoModelConfig:
+        return _from_dict(cls, "video_model_cfg", data)
+
+
+_DATA_KEYS = {
+    "dataset", "path", "adjacent_frames", "crop_size", "square_crop", "data_augmentation", "soft_labels",
+    "logit_distillation", "logits_folder", "min_vid_len", "labeled_frames_per_vid", "train_skip_frames",
+    "val_skip_frames", "opencv_homos", "opencv_model_type",
+}  # fmt: skip
+_IMAGE_CKPT_KEYS = {"image_save_dir", "checkpoint_folder", "checkpoint_name", "best_model"}
+_TRAINING_KEYS = {
+    "num_epochs", "early_stopping", "batch_size", "num_workers", "lr", "trained_layer", "secondary_lr",
+}  # fmt: skip
+_OPTIM_KEYS = {
+    "optimizer", "scheduler", "weight_decay", "momentum", "warmup_epochs", "scheduler_power", "start_lr", "final_lr",
+}  # fmt: skip
+_LOSS_KEYS = {"loss_func", "class_weights", "softmax_on_target", "temperature"}
+_TOP_KEYS = {
+    "save_dir", "pretrained_checkpoint", "resume_training", "no_training", "data_cfg", "model_cfg",
+    "image_model_cfg", "video_model_cfg", "training_cfg", "optim_cfg", "loss_cfg",
+}  # fmt: skip
+
+
+@dataclass
+class ExperimentConfig:
+    """One authors' YAML file: the model configs it implies plus the other sections as checked dicts."""
+
+    kind: str
+    image_model: ImageModelConfig
+    video_model: VideoModelConfig | None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return self.image_model.n_classes
+
+
+def load_experiment_config(
+    source: str | Path | dict[str, Any], image_model_cfg: dict[str, Any] | None = None
+) -> ExperimentConfig:
+    """Parse an authors' image or video YAML config (path or already-loaded dict).
+
+    A video config names its image model through a checkpoint (``image_model_cfg``); its architecture comes from
+    that checkpoint's saved image config, which can be passed as ``image_model_cfg`` (default: Hiera-S UperNet).
+    Unknown keys in any section raise ``ValueError`` naming the section and key.
+    """
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    else:
+        data = source
+    if not isinstance(data, dict):
+        raise ValueError("config: expected a mapping at the top level")
+    _check_keys("config", data, _TOP_KEYS)
+    for section, keys in (
+        ("data_cfg", _DATA_KEYS),
+        ("training_cfg", _TRAINING_KEYS),
+        ("optim_cfg", _OPTIM_KEYS),
+        ("loss_cfg", _LOSS_KEYS),
+    ):
+        _check_keys(section, data.get(section) or {}, keys)
+    dataset = (data.get("data_cfg") or {}).get("dataset", "uavid")
+    if dataset not in DATASET_NUM_CLASSES:
+        raise ValueError(f"data_cfg.dataset: expected one of {sorted(DATASET_NUM_CLASSES)}, got {dataset!r}")
+    n_classes = DATASET_NUM_CLASSES[dataset]
+    if "video_model_cfg" in data:
+        _check_keys("image_model_cfg", data.get("image_model_cfg") or {}, _IMAGE_CKPT_KEYS)
+        if "model_cfg" in data:
+            raise ValueError("config: a video config has image_model_cfg, not model_cfg")
+        return ExperimentConfig(
+            kind="video",
+            image_model=ImageModelConfig.from_dict(image_model_cfg, n_classes=n_classes),
+            video_model=VideoModelConfig.from_dict(data["video_model_cfg"]),
+            raw=data,
+        )
+    if "model_cfg" not in data:
+        raise ValueError("config: expected model_cfg (image config) or video_model_cfg (video config)")
+    if "image_model_cfg" in data:
+        raise ValueError("config: image_model_cfg belongs to video configs")
+    return ExperimentConfig(
+        kind="image",
+        image_model=ImageModelConfig.from_dict(data["model_cfg"], n_classes=n_classes),
+        video_model=None,
+        raw=data,
+    )

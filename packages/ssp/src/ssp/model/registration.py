@@ -1,0 +1,236 @@
+"""Global registration: one homography per frame pair, previous-frame pixels -> current-frame pixels.
+
+Registrators take ``(last_frames, frames)`` (``B×3×H×W``, ImageNet-normalised) and return ``B×3×3``.
+
+- :class:`OpenCVRegistrator` — the authors' CPU path (AKAZE default, SIFT + FLANN, ORB; Lowe ratio 0.8,
+  ``findHomography`` RANSAC 2.5 px; identity with fewer than 4 matches).
+- :class:`IdentityRegistrator` — the "no registration" ablation.
+- :class:`LearnedRegistrator` — the GPU path's slot: holds the DISK (``disk.*``) and LightGlue (``lg_matcher.*``)
+  weights with kornia's parameter layout so the authors' checkpoints load; keypoint detection and matching are
+  delegated to a user-supplied ``matcher`` callable (e.g. kornia/LightGlue with local weights), RANSAC is OpenCV's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+__all__ = [
+    "DiskUnet",
+    "IdentityRegistrator",
+    "LearnedRegistrator",
+    "LightGlueLayout",
+    "OpenCVRegistrator",
+    "build_registrator",
+    "denormalize_to_uint8",
+    "homography_from_matches",
+]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def denormalize_to_uint8(frames: torch.Tensor) -> np.ndarray:
+    """ImageNet-normalised ``B×3×H×W`` -> uint8 RGB ``B×H×W×3``."""
+    mean = torch.tensor(IMAGENET_MEAN, device=frames.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=frames.device).view(1, 3, 1, 1)
+    images = ((frames.detach().float() * std + mean) * 255.0).round().clamp(0, 255)
+    return images.permute(0, 2, 3, 1).to(torch.uint8).cpu().numpy()
+
+
+def _check_frames(last_frames: torch.Tensor, frames: torch.Tensor) -> None:
+    if last_frames.shape != frames.shape or frames.dim() != 4 or frames.shape[1] != 3:
+        raise ValueError(
+            f"registration: last_frames and frames must be equal B×3×H×W, got {tuple(last_frames.shape)}, "
+            f"{tuple(frames.shape)}"
+        )
+
+
+def homography_from_matches(last_points: np.ndarray, points: np.ndarray, threshold: float = 2.5) -> np.ndarray:
+    """RANSAC homography ``last_points -> points`` (``N×2`` each); identity if fewer than 4 matches or no fit."""
+    if len(last_points) < 4:
+        return np.eye(3)
+    homography, _ = cv2.findHomography(
+        np.asarray(last_points, np.float32).reshape(-1, 1, 2), np.asarray(points, np.float32).reshape(-1, 1, 2),
+        cv2.RANSAC, threshold,
+    )  # fmt: skip
+    return np.eye(3) if homography is None else homography
+
+
+class IdentityRegistrator(nn.Module):
+    """``k_registrator_model: identity``: H = I."""
+
+    def forward(self, last_frames: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        _check_frames(last_frames, frames)
+        return torch.eye(3, device=frames.device).expand(frames.shape[0], 3, 3).clone()
+
+
+class OpenCVRegistrator(nn.Module):
+    """Feature matching with OpenCV on uint8 RGB frames (``data_cfg.opencv_model_type``: akaze | sift | orb)."""
+
+    def __init__(self, model_type: str = "akaze", ratio: float = 0.8, ransac_threshold: float = 2.5) -> None:
+        super().__init__()
+        if model_type not in ("akaze", "sift", "orb"):
+            raise ValueError(f"opencv_model_type: expected akaze | sift | orb, got {model_type!r}")
+        self.model_type, self.ratio, self.ransac_threshold = model_type, ratio, ransac_threshold
+
+    def _detector_and_matcher(self) -> tuple[object, object]:
+        if self.model_type == "sift":
+            flann = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 5}, {"checks": 50})
+            return cv2.SIFT_create(nfeatures=8000), flann
+        detector = cv2.AKAZE_create() if self.model_type == "akaze" else cv2.ORB_create()
+        return detector, cv2.BFMatcher(cv2.NORM_HAMMING)
+
+    def estimate(self, last_image: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """Homography between two uint8 RGB images ``H×W×3`` (float64 ``3×3``)."""
+        detector, matcher = self._detector_and_matcher()
+        last_gray, gray = (cv2.cvtColor(np.ascontiguousarray(i), cv2.COLOR_RGB2GRAY) for i in (last_image, image))
+        last_kp, last_desc = detector.detectAndCompute(last_gray, None)
+        kp, desc = detector.detectAndCompute(gray, None)
+        if last_desc is None or desc is None or len(last_kp) < 2 or len(kp) < 2:
+            return np.eye(3)
+        pairs = matcher.knnMatch(desc, last_desc, k=2)
+        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < self.ratio * p[1].distance]
+        last_points = np.array([last_kp[m.trainIdx].pt for m in good], np.float32).reshape(-1, 2)
+        points = np.array([kp[m.queryIdx].pt for m in good], np.float32).reshape(-1, 2)
+        return homography_from_matches(last_points, points, self.ransac_threshold)
+
+    def forward(self, last_frames: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        _check_frames(last_frames, frames)
+        last_images, images = denormalize_to_uint8(last_frames), denormalize_to_uint8(frames)
+        homos = [self.estimate(a, b) for a, b in zip(last_images, images, strict=True)]
+        return torch.from_numpy(np.stack(homos)).float().to(frames.device)
+
+
+def _conv_unit(in_channels: int, out_channels: int, first: bool) -> nn.Sequential:
+    """DISK ``Conv`` unit layout: ``0`` norm, ``1`` PReLU, ``2`` dropout, ``3`` conv 5×5 (first unit: conv only)."""
+    norm = nn.Identity() if first else nn.InstanceNorm2d(in_channels)
+    act = nn.Identity() if first else nn.PReLU(in_channels)
+    return nn.Sequential(norm, act, nn.Identity(), nn.Conv2d(in_channels, out_channels, 5, padding=2))
+
+
+class _UpBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = _conv_unit(in_channels, out_channels, first=False)
+
+
+class DiskUnet(nn.Module):
+    """Parameter layout of kornia's DISK ("depth") U-Net: ``unet.path_down.*``, ``unet.path_up.*`` (1.09M)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        down = [(3, 16), (16, 32), (32, 64), (64, 64), (64, 64)]
+        up = [(128, 64), (128, 64), (96, 64), (80, 129)]
+        self.unet = nn.Module()
+        self.unet.path_down = nn.ModuleList(
+            nn.Sequential(nn.Identity() if i == 0 else nn.AvgPool2d(2), _conv_unit(a, b, first=i == 0))
+            for i, (a, b) in enumerate(down)
+        )
+        self.unet.path_up = nn.ModuleList(_UpBlock(a, b) for a, b in up)
+
+
+class _SelfBlock(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.Wqkv = nn.Linear(dim, 3 * dim)
+        self.out_proj = nn.Linear(dim, dim)
+        self.ffn = nn.Sequential(nn.Linear(2 * dim, 2 * dim), nn.LayerNorm(2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+
+class _CrossBlock(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.to_qk = nn.Linear(dim, dim)
+        self.to_v = nn.Linear(dim, dim)
+        self.to_out = nn.Linear(dim, dim)
+        self.ffn = nn.Sequential(nn.Linear(2 * dim, 2 * dim), nn.LayerNorm(2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
+
+
+class _TransformerLayer(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.self_attn = _SelfBlock(dim)
+        self.cross_attn = _CrossBlock(dim)
+
+
+class _MatchAssignment(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.matchability = nn.Linear(dim, 1)
+        self.final_proj = nn.Linear(dim, dim)
+
+
+class _TokenConfidence(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.token = nn.Sequential(nn.Linear(dim, 1), nn.Sigmoid())
+
+
+class _LightGlue(nn.Module):
+    def __init__(self, input_dim: int = 128, dim: int = 256, heads: int = 4, layers: int = 9) -> None:
+        super().__init__()
+        self.register_buffer("confidence_thresholds", torch.zeros(layers))
+        self.input_proj = nn.Linear(input_dim, dim)
+        self.posenc = nn.Module()
+        self.posenc.Wr = nn.Linear(2, dim // heads // 2, bias=False)
+        self.transformers = nn.ModuleList(_TransformerLayer(dim) for _ in range(layers))
+        self.log_assignment = nn.ModuleList(_MatchAssignment(dim) for _ in range(layers))
+        self.token_confidence = nn.ModuleList(_TokenConfidence(dim) for _ in range(layers - 1))
+
+
+class LightGlueLayout(nn.Module):
+    """Parameter layout of kornia's ``LightGlueMatcher("disk")``: ``matcher.*`` (11.9M)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.matcher = _LightGlue()
+
+
+Matcher = Callable[[torch.Tensor, torch.Tensor], tuple[np.ndarray, np.ndarray]]
+"""``(last_frame 3×H×W, frame 3×H×W)`` normalised -> matched pixel coordinates ``(last N×2, current N×2)``."""
+
+
+class LearnedRegistrator(nn.Module):
+    """``k_registrator_model: disk``: DISK + LightGlue weights (``disk``, ``lg_matcher``) and a matcher slot.
+
+    ``matcher`` is any callable returning matched keypoints for one pair (for example kornia's DISK + LightGlue
+    loaded from local weight files); RANSAC (2.5 px) runs in OpenCV. Without a matcher, calling it raises.
+    """
+
+    def __init__(self, matcher: Matcher | None = None, ransac_threshold: float = 2.5) -> None:
+        super().__init__()
+        self.disk = DiskUnet()
+        self.lg_matcher = LightGlueLayout()
+        self.matcher = matcher
+        self.ransac_threshold = ransac_threshold
+
+    def forward(self, last_frames: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+        _check_frames(last_frames, frames)
+        if self.matcher is None:
+            raise RuntimeError(
+                "LearnedRegistrator: no matcher set; pass matcher=... (DISK+LightGlue with local weights), "
+                "use k_registrator_model 'opencv'/'identity', or give homos to the model"
+            )
+        homos = []
+        for last_frame, frame in zip(last_frames, frames, strict=True):
+            last_points, points = self.matcher(last_frame, frame)
+            homos.append(homography_from_matches(np.asarray(last_points), np.asarray(points), self.ransac_threshold))
+        return torch.from_numpy(np.stack(homos)).float().to(frames.device)
+
+
+def build_registrator(name: str | None, opencv_model_type: str = "akaze") -> nn.Module | None:
+    """``k_registrator_model`` -> module: disk (learned slot) | opencv | identity | None."""
+    if name is None:
+        return None
+    if name == "disk":
+        return LearnedRegistrator()
+    if name == "opencv":
+        return OpenCVRegistrator(opencv_model_type)
+    if name == "identity":
+        return IdentityRegistrator()
+    raise ValueError(f"k_registrator_model: expected disk | opencv | identity | null, got {name!r}")
