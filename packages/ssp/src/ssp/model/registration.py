@@ -82,8 +82,14 @@ class OpenCVRegistrator(nn.Module):
         if self.model_type == "sift":
             flann = cv2.FlannBasedMatcher({"algorithm": 1, "trees": 5}, {"checks": 50})
             return cv2.SIFT_create(nfeatures=8000), flann
-        detector = cv2.AKAZE_create() if self.model_type == "akaze" else cv2.ORB_create()
-        return detector, cv2.BFMatcher(cv2.NORM_HAMMING)
+        if self.model_type == "orb":
+            return cv2.ORB_create(), cv2.BFMatcher(cv2.NORM_HAMMING)
+        if not hasattr(cv2, "AKAZE_create"):
+            raise RuntimeError(
+                f"opencv_model_type 'akaze': this OpenCV ({cv2.__version__}) has no AKAZE (moved to contrib in 5.x); "
+                "install opencv 4.x or choose 'sift' / 'orb'"
+            )
+        return cv2.AKAZE_create(), cv2.BFMatcher(cv2.NORM_HAMMING)
 
     def estimate(self, last_image: np.ndarray, image: np.ndarray) -> np.ndarray:
         """Homography between two uint8 RGB images ``H×W×3`` (float64 ``3×3``)."""
