@@ -21,6 +21,7 @@ __all__ = [
     "mean_iou",
     "temporal_consistency",
     "temporal_consistency_forwardbackward",
+    "video_tc",
 ]
 
 FlowFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
