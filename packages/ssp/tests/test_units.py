@@ -249,3 +249,16 @@ def test_predict_pair_and_cli_on_image_files(tmp_path, reduced_image_config) -> 
     # a reduced checkpoint cannot be rebuilt from its keys: the CLI reports it in one line
     assert main(["predict", str(tmp_path / "ssp.pth.tar"), str(tmp_path / "a.png"), str(tmp_path / "b.png"),
                  "--out", str(tmp_path / "p.png")]) == 1  # fmt: skip
+
+
+def test_kd_ssp_loss_combines_kl_and_consistency() -> None:
+    from ssp.losses import kd_loss, kd_ssp_loss
+
+    out, last_out, teacher, teacher_last = (torch.randn(1, 4, 8, 8) for _ in range(4))
+    frames = torch.randn(2, 3, 8, 8)
+    flow_a, flow_b, flow_tc = (torch.randn(1, 2, 8, 8) for _ in range(3))
+    total = kd_ssp_loss(out, last_out, teacher, teacher_last, frames[:1], frames[1:], flow_a, flow_b,
+                        kd_consistent_labels=False, flow_consistency=flow_tc)  # fmt: skip
+    const = consistency_loss(out, last_out, frames[:1], frames[1:], flow_tc)["loss"]
+    expected = kd_loss(out, last_out, teacher, teacher_last)["total"] + 135000 * const
+    torch.testing.assert_close(total["total"], expected)

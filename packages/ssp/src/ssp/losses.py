@@ -155,15 +155,18 @@ def kd_ssp_loss(
     last_out_loss_lb: float = 1.0,
     temperature: float = 2.0,
     kd_consistent_labels: bool = True,
+    flow_consistency: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """KD-SSP objective: KL terms on (flow-consistent) teacher logits + ``lambda * L_tc``.
 
-    ``flow_last2current`` = RAFT(frame, last_frame) serves both the label consistency and ``L_tc`` (the original
-    computes the latter with 20 iterations instead of 15; pass that flow if exactness matters).
+    ``flow_last2current`` / ``flow_current2last``: RAFT(frame, last_frame) / RAFT(last_frame, frame) with 15
+    iterations (label consistency). ``flow_consistency``: RAFT(frame, last_frame) with 20 iterations for ``L_tc``
+    as in the original; when None, ``flow_last2current`` is used.
     """
     if kd_consistent_labels:
         teacher = consistent_teacher_logits(teacher_logits, teacher_last_logits, flow_last2current, flow_current2last)
         teacher_logits, teacher_last_logits = teacher["teacher_logits"], teacher["teacher_last_logits"]
     kd = kd_loss(out, last_out, teacher_logits, teacher_last_logits, temperature, last_out_loss_lb)
-    const = consistency_loss(out, last_out, frame, last_frame, flow_last2current)["loss"]
+    flow_tc = flow_last2current if flow_consistency is None else flow_consistency
+    const = consistency_loss(out, last_out, frame, last_frame, flow_tc)["loss"]
     return {**kd, "total": kd["total"] + const_loss_lb * const, "kd_seg_loss": kd["total"], "const_loss": const}
