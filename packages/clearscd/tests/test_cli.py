@@ -15,3 +15,10 @@ def test_unknown_subcommand_fails():
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["fly"])
     assert exc.value.code != 0
+
+
+def test_demo_prints_paper_model_summary(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "params: 5780499" in out
+    assert "BCD: [1, 1, 256, 256]" in out
