@@ -15,3 +15,9 @@ def test_unknown_subcommand_fails():
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(["fly"])
     assert exc.value.code != 0
+
+
+def test_demo_runs_paper_model(capsys):
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "params: 38137434" in out and "disparity: (1, 128, 128)" in out

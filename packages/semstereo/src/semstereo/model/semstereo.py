@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from semcommon.checkpoint import LoadReport
 from semcommon.kernels import concat_volume, gwc_volume_norm
 from semstereo.config import SemStereoConfig
 from semstereo.model.backbone import Feature
@@ -115,6 +116,7 @@ class SemStereo(nn.Module):
         self.classif = classifier_3d(hg)
         self.concat_stem = BasicConv(2 * hg, hg, kernel_size=3, padding=1, is_3d=True)
         self.ssr_upsample = SSRUpsample(cfg.num_classes)
+        self.load_report: LoadReport | None = None  # set by semstereo.load_pretrained
 
     # ------------------------------------------------------------------------------------------------------------
     def _check_inputs(self, left: torch.Tensor, right: torch.Tensor) -> None:
@@ -125,6 +127,9 @@ class SemStereo(nn.Module):
         height, width = left.shape[-2:]
         if height % 32 or width % 32:
             raise ValueError(f"SemStereo: H and W must be multiples of 32, got {height}x{width}")
+        for name, image in (("left", left), ("right", right)):
+            if not torch.isfinite(image).all():
+                raise ValueError(f"SemStereo: {name} contains NaN or infinite values")
 
     def _guidance(self, lefts: list[torch.Tensor]) -> torch.Tensor:
         """Guidance ("superpixel") branch: L0..L4 -> ``spx_pred`` B×6×H×W (raw)."""
