@@ -200,3 +200,25 @@ def test_corrected_protocol_ignores_absent_classes() -> None:
     assert np.isnan(a.summary["SEG_mF1"])  # plain mean over classes absent everywhere (quirk)
     with pytest.raises(ValueError, match="preds_A"):
         authors.update(gt, gt, gt, gt + 9, gt, gt * 0)
+
+
+def test_image_pair_to_input_and_maps(tmp_path, small_model: ClearSCD) -> None:
+    import cv2
+
+    from clearscd import images_to_input, predict_maps, read_rgb
+
+    rgb = np.zeros((64, 64, 3), dtype=np.uint8)
+    rgb[..., 0] = 255
+    cv2.imwrite(str(tmp_path / "a.png"), rgb[..., ::-1])
+    image = read_rgb(tmp_path / "a.png")
+    assert np.array_equal(image, rgb)
+    imgs = images_to_input(image, image)
+    assert imgs.shape == (1, 6, 64, 64)
+    torch.testing.assert_close(imgs[0, 0], torch.full((64, 64), (1 - 0.485) / 0.229))
+    torch.testing.assert_close(imgs[0, 4], torch.full((64, 64), -0.456 / 0.224))
+    maps = predict_maps(small_model.eval(), imgs)
+    assert maps["sem_A"].shape == (1, 64, 64) and set(maps["change"].unique().tolist()) <= {0, 1}
+    with pytest.raises(ValueError, match="same size"):
+        images_to_input(image, image[:32])
+    with pytest.raises(FileNotFoundError, match="b.png"):
+        read_rgb(tmp_path / "b.png")

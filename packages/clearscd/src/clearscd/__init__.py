@@ -2,6 +2,7 @@
 
 from clearscd.checkpoint import CheckpointError, load_encoder_weights, load_pretrained
 from clearscd.config import ClearSCDConfig
+from clearscd.inference import images_to_input, predict_maps, read_rgb
 from clearscd.losses import bcd_loss, bce_with_ignore, bscc_loss, dice_loss_binary, seg_ce, total_loss
 from clearscd.metrics import (
     BCDEvaluator,
@@ -29,8 +30,11 @@ __all__ = [
     "bscc_loss",
     "build_clearscd",
     "dice_loss_binary",
+    "images_to_input",
     "load_encoder_weights",
     "load_pretrained",
+    "predict_maps",
+    "read_rgb",
     "scd_test_metrics",
     "seg_ce",
     "total_loss",
