@@ -107,3 +107,20 @@ def test_signed_range_is_configurable() -> None:
     model.training = False
     assert out.intermediates["corr_volume"].shape[2] == 16
     assert out.disparities[3].max() <= 0
+
+
+def test_image_to_input_and_padding() -> None:
+    import numpy as np
+
+    from semstereo.transforms import pad_to_multiple, to_tensor
+
+    image = np.full((40, 50, 3), 255, dtype=np.uint8)
+    x = to_tensor(image)
+    assert x.shape == (1, 3, 40, 50)
+    assert torch.allclose(
+        x[0, :, 0, 0], (1 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    )
+    padded, size = pad_to_multiple(x)
+    assert padded.shape == (1, 3, 64, 64) and size == (40, 50) and padded[..., 40:, :].abs().sum() == 0
+    with pytest.raises(ValueError, match="H×W×3"):
+        to_tensor(np.zeros((4, 4)))
