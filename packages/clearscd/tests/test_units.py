@@ -222,3 +222,37 @@ def test_image_pair_to_input_and_maps(tmp_path, small_model: ClearSCD) -> None:
         images_to_input(image, image[:32])
     with pytest.raises(FileNotFoundError, match="b.png"):
         read_rgb(tmp_path / "b.png")
+
+
+def test_confident_keys_most_confident_first_and_thresholded() -> None:
+    from clearscd.model.sacl import sample_confident_keys
+
+    feats = torch.arange(4, dtype=torch.float32).reshape(1, 1, 2, 2).repeat(1, 2, 1, 1)
+    logits = torch.zeros(1, 3, 2, 2)
+    logits[0, 1] = torch.tensor([[9.0, 2.0], [12.0, 10.0]])  # class 1 predicted everywhere
+    labels = torch.tensor([[[1, 1], [1, 0]]])
+    keys, vals = sample_confident_keys(feats, logits, labels, num_classes=3, max_per_class=5, confidence=0.95)
+    # pixel 3 is predicted 1 but labelled 0; pixel 1 is correct but not confident (softmax ≈ 0.79)
+    assert vals.tolist() == [1, 1]
+    assert keys[0].tolist() == [2.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"representive_sample_key": True, "hard_sampling": False},
+        {"bscc_with_label": True, "fusion": "concat"},
+        {"with_bscc": False, "global_contrast": False},
+    ],
+)
+def test_config_variants_run(options: dict) -> None:
+    torch.manual_seed(0)
+    model = ClearSCD(ClearSCDConfig(size=64, **options)).eval()
+    imgs = torch.randn(1, 6, 64, 64)
+    label = torch.randint(0, 10, (1, 64, 64))
+    out = model(imgs, label, label.flip(-1), torch.randint(0, 2, (1, 64, 64)), test=False, warmup=False)
+    assert out["BCD"].shape == (1, 1, 64, 64) and torch.isfinite(out["contrast_loss"]).all()
+    if options.get("with_bscc", True):
+        assert out["bscc_loss"] > 0
+    else:
+        assert out["bscc_loss"] == 0

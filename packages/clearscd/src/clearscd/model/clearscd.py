@@ -20,6 +20,7 @@ from clearscd.model.sacl import (
     region_queries_hard,
     region_queries_mean,
     sample_class_pixels,
+    sample_confident_keys,
 )
 
 __all__ = ["ClearSCD", "build_clearscd", "downsample_labels"]
@@ -201,16 +202,22 @@ class ClearSCD(nn.Module):
     ) -> torch.Tensor:
         """Global SACL: loss against the queues (state before the call), then enqueue this batch's keys."""
         cfg = self.config
-        if cfg.representive_sample_key:
-            raise NotImplementedError("representive_sample_key (construct_key_topK) is not implemented")
+        if logits_A.shape[2:] != proj_A.shape[2:]:  # downsample_seg false: full-resolution logits, pooled ×4
+            logits_A, logits_B = F.avg_pool2d(logits_A, 4, 4), F.avg_pool2d(logits_B, 4, 4)
         with torch.no_grad():
-            keys_A, vals_A = sample_class_pixels(dec_A.detach(), lab_A, cfg.num_segclass, cfg.enqueue_len, generator)
-            keys_B, vals_B = sample_class_pixels(dec_B.detach(), lab_B, cfg.num_segclass, cfg.enqueue_len, generator)
+            if cfg.representive_sample_key:
+                keys_A, vals_A = sample_confident_keys(
+                    dec_A, logits_A, lab_A, cfg.num_segclass, cfg.enqueue_len, cfg.confidence
+                )
+                keys_B, vals_B = sample_confident_keys(
+                    dec_B, logits_B, lab_B, cfg.num_segclass, cfg.enqueue_len, cfg.confidence
+                )
+            else:
+                keys_A, vals_A = sample_class_pixels(dec_A, lab_A, cfg.num_segclass, cfg.enqueue_len, generator)
+                keys_B, vals_B = sample_class_pixels(dec_B, lab_B, cfg.num_segclass, cfg.enqueue_len, generator)
         loss = dec_A.new_zeros(1)
         if not warmup:
             if cfg.hard_sampling:
-                if logits_A.shape[2:] != proj_A.shape[2:]:
-                    logits_A, logits_B = F.avg_pool2d(logits_A, 4, 4), F.avg_pool2d(logits_B, 4, 4)
                 q_A, qv_A = region_queries_hard(proj_A, logits_A, lab_A, cfg.num_segclass)
                 q_B, qv_B = region_queries_hard(proj_B, logits_B, lab_B, cfg.num_segclass)
             else:

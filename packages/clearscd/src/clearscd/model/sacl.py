@@ -27,6 +27,7 @@ __all__ = [
     "region_queries_hard",
     "region_queries_mean",
     "sample_class_pixels",
+    "sample_confident_keys",
 ]
 
 
@@ -68,6 +69,41 @@ def sample_class_pixels(
         index = index[order][:max_per_class]
         picked.append(columns[:, index])
         values.append(torch.full((index.numel(),), cls, dtype=torch.long, device=flat.device))
+    if not picked:
+        return columns.new_zeros(columns.shape[0], 0), flat.new_zeros(0)
+    return torch.cat(picked, dim=1), torch.cat(values)
+
+
+@torch.no_grad()
+def sample_confident_keys(
+    features: torch.Tensor,
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    max_per_class: int,
+    confidence: float = 0.95,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Representative queue keys (``construct_key_topK``, option ``representive_sample_key``).
+
+    For each class c (ascending) predicted correctly somewhere: the pixels with prediction == label == c and softmax
+    confidence > ``confidence``, most confident first, at most ``max_per_class``. features B×C×h×w, logits
+    B×K×h×w, labels B×h×w → (C×N, N). Where the original's bookkeeping breaks (no confident pixel at all) this
+    returns no keys.
+    """
+    columns, flat = _flatten_pixels(features, labels)
+    probs = torch.softmax(logits.detach(), dim=1)
+    conf, pred = probs.max(dim=1)
+    conf, pred = conf.reshape(-1), pred.reshape(-1)
+    picked: list[torch.Tensor] = []
+    values: list[torch.Tensor] = []
+    for cls in _present_classes(pred[pred == flat], num_classes):
+        index = torch.nonzero((pred == cls) & (flat == cls), as_tuple=False).squeeze(1)
+        order = torch.sort(conf[index], descending=True, stable=True).indices
+        index = index[order]
+        index = index[conf[index] > confidence][:max_per_class]
+        if index.numel():
+            picked.append(columns[:, index])
+            values.append(torch.full((index.numel(),), cls, dtype=torch.long, device=flat.device))
     if not picked:
         return columns.new_zeros(columns.shape[0], 0), flat.new_zeros(0)
     return torch.cat(picked, dim=1), torch.cat(values)
