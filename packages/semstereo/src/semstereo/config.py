@@ -6,7 +6,7 @@ All channel numbers derive from the backbone's five stage widths, so the width-0
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 #: Stage widths (1/2 .. 1/32) of the timm MobileViTv2 backbones used by SemStereo.
@@ -107,10 +107,6 @@ class SemStereoConfig:
     @property
     def hourglass_channels(self) -> int:
         return self.gwc_groups
-
-    def with_(self, **changes: object) -> SemStereoConfig:
-        """A copy with some fields changed."""
-        return replace(self, **changes)  # type: ignore[arg-type]
 
 
 def us3d_config(**overrides: object) -> SemStereoConfig:

@@ -206,8 +206,6 @@ class SemStereo(nn.Module):
             disparities.append(self.ssr_upsample(pred_att.unsqueeze(1), spx_pred, label_left) * 4)
             if self.training:
                 disparities.append(pred_att * 4)
-        if not self.training:
-            disparities = disparities[:1]
         out = SemStereoOutput(disparities, label_left, label_right)
         if return_intermediates:
             out.intermediates = {
