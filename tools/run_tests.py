@@ -29,7 +29,7 @@ def main() -> int:
     for name, path in SUITES:
         start = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "pytest", path, "-q", "-p", "no:cacheprovider", "-o", "addopts=-rfEs"],
+            [sys.executable, "-m", "pytest", path, "-q", "-p", "no:cacheprovider", "-rfEs"],
             cwd=ROOT,
             capture_output=True,
             text=True,
