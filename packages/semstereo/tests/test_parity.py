@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from semcommon.kernels import gwc_volume_norm
-from semcommon.testing import Case, assert_close, case_params, fixtures_dir, load_case, load_weights
+from semcommon.testing import Case, assert_close, case_params, fixtures_dir, load_case, load_weights, require_fixtures
 from semstereo import losses, metrics
 from semstereo.config import half_config
 from semstereo.model import AttentionBlock, ChannelAtt, Conv2x, SegmentHead, SemStereo, SSRUpsample
@@ -261,9 +261,7 @@ def test_parity(path) -> None:
 
 
 def test_every_readme_target_has_a_runner() -> None:
-    readme = fixtures_dir("semstereo") / "README.md"
-    if not readme.is_file():
-        pytest.skip(f"fixture README not found at {readme}")
+    readme = require_fixtures("semstereo") / "README.md"
     text = readme.read_text()
     documented = {name for name in RUNNERS if f"`{name}`" in text or f"### {name} " in text}
     assert documented == set(RUNNERS), f"runners without a README target: {set(RUNNERS) - documented}"
