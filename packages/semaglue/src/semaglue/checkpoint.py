@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,12 +82,13 @@ def load_pretrained(
     config: SuperPointConfig | SegNextConfig | SemaGlueConfig | None = None,
     strict: bool = True,
     map_location: str | torch.device = "cpu",
+    infer_layers: bool = True,
 ) -> nn.Module:
     """Load an authors' checkpoint into a model and return it in eval mode.
 
-    ``model``: ``"superpoint" | "segnext" | "matcher"`` (a new model is built with ``config``; for the matcher
-    without ``config`` the layer count is read from the checkpoint), an existing module to load into, or ``None``
-    to detect the kind from the keys. A checkpoint of another model raises :class:`CheckpointError` naming the keys.
+    ``model``: ``"superpoint" | "segnext" | "matcher"`` (a new model is built with ``config``; for a new matcher
+    with ``infer_layers`` the layer count is read from the checkpoint), an existing module to load into, or
+    ``None`` to detect the kind from the keys. A checkpoint of another model raises :class:`CheckpointError` naming the keys.
     """
     path = Path(path)
     state = _state_dict(load_checkpoint(path, map_location=map_location), path)
@@ -101,8 +103,8 @@ def load_pretrained(
             module = SegNext(config if isinstance(config, SegNextConfig) else None)
         else:
             state = matcher_state(state)
-            cfg = config if isinstance(config, SemaGlueConfig) else SemaGlueConfig(n_layers=_num_layers(state))
-            module = SemaGlue(cfg)
+            cfg = config if isinstance(config, SemaGlueConfig) else SemaGlueConfig()
+            module = SemaGlue(replace(cfg, n_layers=_num_layers(state)) if infer_layers else cfg)
     else:
         module = model
     if isinstance(module, SemaGlue):
@@ -123,9 +125,12 @@ def load_matching(
     map_location: str | torch.device = "cpu",
 ) -> Matching:
     """The full pipeline with the three released files (``superpoint_v1.pth``, the SegNeXt ADE20K checkpoint,
-    ``checkpoint_best.tar``), in eval mode."""
-    pipeline = Matching(config)
+    ``checkpoint_best.tar``), in eval mode. The matcher's layer count is read from its checkpoint."""
+    config = config or MatchingConfig()
+    matcher_model = load_pretrained(matcher, "matcher", config=config.matcher, map_location=map_location)
+    assert isinstance(matcher_model, SemaGlue)
+    pipeline = Matching(replace(config, matcher=matcher_model.config))
+    pipeline.matcher = matcher_model
     load_pretrained(superpoint, pipeline.superpoint, map_location=map_location)
     load_pretrained(segnext, pipeline.segment, map_location=map_location)
-    load_pretrained(matcher, pipeline.matcher, map_location=map_location)
     return pipeline.eval()

@@ -25,7 +25,7 @@ def process_resize(w: int, h: int, resize: Sequence[int]) -> tuple[int, int]:
         raise ValueError(f"resize must have 1 or 2 values, got {list(resize)}")
     if len(resize) == 1 and resize[0] > -1:
         scale = resize[0] / max(h, w)
-        w_new, h_new = int(round(w * scale)), int(round(h * scale))
+        w_new, h_new = round(w * scale), round(h * scale)
     elif len(resize) == 1 and resize[0] == -1:
         w_new, h_new = w, h
     else:
