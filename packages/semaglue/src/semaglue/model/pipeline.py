@@ -53,6 +53,12 @@ class Matching(nn.Module):
             image = data[f"image{i}"]
             if image.ndim != 4 or image.shape[1] != 1:
                 raise ValueError(f"image{i} must be B×1×H×W grey in [0, 1], got shape {tuple(image.shape)}")
+        if data["image0"].shape[0] != data["image1"].shape[0]:
+            raise ValueError(
+                f"image0 and image1 batch sizes differ: {data['image0'].shape[0]} vs {data['image1'].shape[0]}"
+            )
+        for i in (0, 1):
+            image = data[f"image{i}"]
             if f"keypoints{i}" in data:
                 pred[f"keypoints{i}"] = data[f"keypoints{i}"]
                 pred[f"scores{i}"] = data[f"scores{i}"]
