@@ -228,3 +228,16 @@ def test_network_path_on_sample_images(tmp_path) -> None:
         assert dump["keypoints0"].dtype == np.float32 and dump["matches"].dtype == np.int64
         assert 0 < len(dump["keypoints0"]) <= 64 and len(dump["matches"]) == len(dump["keypoints0"])
         assert dump["matches"].max() < len(dump["keypoints1"])
+
+
+def test_wrong_weights_file_is_reported(dataset, tmp_path, capsys) -> None:
+    pairs, images, out, _ = dataset
+    (out / "a0_b0_matches.npz").unlink()
+    sp = tmp_path / "superpoint_v1.pth"
+    torch.save(SuperPoint().state_dict(), sp)
+    args = _args(
+        pairs, images, out, "--superpoint_weights", str(sp), "--segnext_weights", str(sp), "--matcher_weights", str(sp)
+    )
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "superpoint_v1.pth" in err and len(err.strip().splitlines()) == 1

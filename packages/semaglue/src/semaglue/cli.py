@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from semaglue import match_pairs
+from semcommon.checkpoint import CheckpointError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "match-pairs":
         try:
             match_pairs.run(args)
-        except (FileNotFoundError, ValueError) as exc:
+        except (FileNotFoundError, ValueError, CheckpointError) as exc:
             print(f"semaglue match-pairs: {exc}", file=sys.stderr)
             return 1
         return 0
