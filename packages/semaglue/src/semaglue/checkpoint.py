@@ -128,7 +128,8 @@ def load_matching(
     ``checkpoint_best.tar``), in eval mode. The matcher's layer count is read from its checkpoint."""
     config = config or MatchingConfig()
     matcher_model = load_pretrained(matcher, "matcher", config=config.matcher, map_location=map_location)
-    assert isinstance(matcher_model, SemaGlue)
+    if not isinstance(matcher_model, SemaGlue):  # pragma: no cover - load_pretrained("matcher") builds SemaGlue
+        raise CheckpointError(f"{matcher}: did not load a SemaGlue matcher")
     pipeline = Matching(replace(config, matcher=matcher_model.config))
     pipeline.matcher = matcher_model
     load_pretrained(superpoint, pipeline.superpoint, map_location=map_location)

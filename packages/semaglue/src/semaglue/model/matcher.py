@@ -22,7 +22,9 @@ from semaglue.model.layers import (
 from semaglue.model.semantic import CDA, SAF, SegFeatureProcessor
 
 
-def _pair_mask(mask0: torch.Tensor | None, mask1: torch.Tensor | None, m: int, n: int, ref: torch.Tensor):
+def _pair_mask(
+    mask0: torch.Tensor | None, mask1: torch.Tensor | None, m: int, n: int, ref: torch.Tensor
+) -> torch.Tensor | None:
     if mask0 is None and mask1 is None:
         return None
     b = ref.shape[0]
