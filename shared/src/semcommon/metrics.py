@@ -172,6 +172,8 @@ def pose_auc(errors: Any, thresholds: Sequence[float] = (5.0, 10.0, 20.0)) -> li
     errors = np.sort(_np(errors).astype(np.float64).reshape(-1))
     if errors.size == 0:
         raise ValueError("pose_auc: no errors given")
+    if np.isnan(errors).any():
+        raise ValueError("pose_auc: errors contain NaN")
     recall = np.arange(1, errors.size + 1) / errors.size
     xs = np.concatenate(([0.0], errors))
     ys = np.concatenate(([0.0], recall))

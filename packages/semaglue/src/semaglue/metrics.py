@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from semcommon.metrics import pose_auc
+
 EPIPOLAR_THRESHOLD = 5e-4  # squared symmetric epipolar distance in normalised coordinates
 AUC_THRESHOLDS = (5, 10, 20)
 
@@ -60,28 +62,6 @@ def compute_pose_error(T_0to1: np.ndarray, R: np.ndarray, t: np.ndarray) -> tupl
     error_t = angle_error_vec(np.asarray(t), T_0to1[:3, 3])
     error_t = min(error_t, 180.0 - error_t)
     return error_t, angle_error_mat(np.asarray(R), T_0to1[:3, :3])
-
-
-def pose_auc(errors: Sequence[float] | np.ndarray, thresholds: Sequence[float] = AUC_THRESHOLDS) -> list[float]:
-    """Area under the recall-vs-error curve up to each threshold, divided by the threshold (fractions).
-
-    ``inf`` errors (failed estimates) never count as recalled.
-    """
-    errors = np.sort(np.asarray(errors, dtype=np.float64).reshape(-1))
-    if errors.size == 0:
-        raise ValueError("pose_auc: no errors given")
-    if np.isnan(errors).any():
-        raise ValueError("pose_auc: errors contain NaN")
-    recall = (np.arange(len(errors)) + 1) / len(errors)
-    errors = np.r_[0.0, errors]
-    recall = np.r_[0.0, recall]
-    aucs = []
-    for t in thresholds:
-        last = np.searchsorted(errors, t)
-        r = np.r_[recall[:last], recall[last - 1]]
-        e = np.r_[errors[:last], t]
-        aucs.append(float(np.trapezoid(r, x=e) / t))
-    return aucs
 
 
 def aggregate_results(
