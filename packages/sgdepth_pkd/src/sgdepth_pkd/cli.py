@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import sys
+
+from semcommon.cli import demo_handler, dispatch, package_parser
+
+PROG = "sgdepth-pkd"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="sgdepth-pkd",
-        description="Semantic-guided monocular depth with patch knowledge distillation (SGDepth-based, KITTI).",
+    parser, _ = package_parser(
+        PROG, "Semantic-guided monocular depth with patch knowledge distillation (SGDepth-based, KITTI)."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("train", help="train a model")
-    sub.add_parser("evaluate", help="evaluate a model on a dataset split")
-    sub.add_parser("predict", help="run a model on your own files")
-    demo = sub.add_parser("demo", help="build the paper model and time one forward pass on a generated input")
-    demo.add_argument("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from sgdepth_pkd.demo import run_demo
-
-        for key, value in run_demo(device=args.device).items():
-            print(f"{key}: {value}")
-        return 0
-    print(f"sgdepth-pkd {args.command}: not implemented yet", file=sys.stderr)
-    return 2
+    return dispatch(PROG, args, {"demo": demo_handler("sgdepth_pkd")})

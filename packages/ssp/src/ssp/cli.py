@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from semcommon.checkpoint import CheckpointError
+from semcommon.cli import add_device_argument, demo_handler, dispatch, package_parser
+
+PROG = "ssp"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ssp",
-        description="SSP / KD-SSP (CVPR 2025): temporally consistent video semantic segmentation for UAVs "
-        "(UAVid, RuralScapes).",
+    parser, sub = package_parser(
+        PROG,
+        "SSP / KD-SSP (CVPR 2025): temporally consistent video semantic segmentation for UAVs (UAVid, RuralScapes).",
+        custom=("predict",),
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("train", help="train a model (not implemented yet)")
-    sub.add_parser("evaluate", help="evaluate a model on a dataset split (not implemented yet)")
     predict = sub.add_parser("predict", help="segment a frame, propagating from the previous frame (SSP checkpoint)")
     predict.add_argument("checkpoint", help="SSP video checkpoint (.pth.tar, authors' format)")
     predict.add_argument("last_frame", help="previous frame (image file)")
@@ -24,9 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--out", required=True, help="output PNG: train ids + 1 (the authors' raw-mask convention)")
     predict.add_argument("--registration", default="sift", choices=["akaze", "sift", "orb", "identity"])
     predict.add_argument("--size", type=int, nargs=2, default=[736, 1280], metavar=("H", "W"))
-    predict.add_argument("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
-    demo = sub.add_parser("demo", help="build the paper model and time one forward pass on a generated input")
-    demo.add_argument("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
+    add_device_argument(predict)
     return parser
 
 
@@ -53,17 +50,5 @@ def _predict(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.command == "demo":
-        from ssp.demo import run_demo
-
-        for key, value in run_demo(device=args.device).items():
-            print(f"{key}: {value}")
-        return 0
-    if args.command == "predict":
-        try:
-            return _predict(args)
-        except (CheckpointError, ValueError, FileNotFoundError, RuntimeError) as exc:
-            print(f"ssp predict: {exc}", file=sys.stderr)
-            return 1
-    print(f"ssp {args.command}: not implemented yet", file=sys.stderr)
-    return 2
+    handlers = {"demo": demo_handler("ssp"), "predict": _predict}
+    return dispatch(PROG, args, handlers, user_errors=(CheckpointError, ValueError, FileNotFoundError, RuntimeError))
