@@ -382,9 +382,11 @@ def distill_image(
     classes = np.stack([weight_classes(e, config) for e in edges])
 
     count, patch_size = len(rects), (size, size)
-    scale_maps = [as_disparity_stack(m, count, patch_size, "self teacher") for m in self_teacher.predict_scales(stack)]
+    with torch.no_grad():  # teachers are frozen even when given as plain callables
+        scale_maps = self_teacher.predict_scales(stack)
+        raw_external = _external_stack(external_teacher, stack, rects, tuple(image.shape[-2:]), name)
+    scale_maps = [as_disparity_stack(m, count, patch_size, "self teacher") for m in scale_maps]
     fused_self = fuse_scales([m.cpu().numpy() for m in scale_maps], classes, config.class_weights)
-    raw_external = _external_stack(external_teacher, stack, rects, tuple(image.shape[-2:]), name)
     external_norm = joint_minmax(raw_external.cpu().numpy().astype(np.float64))
 
     student = disp.detach()[0].cpu().numpy().astype(np.float64)
