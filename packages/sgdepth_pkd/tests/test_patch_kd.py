@@ -16,6 +16,7 @@ from sgdepth_pkd.patch_kd.fusion import (
     align_to_patch,
     build_distillation_target,
     distill_batch,
+    distill_image,
     edge_distance,
     final_blend,
     fit_line,
@@ -281,6 +282,8 @@ def test_batch_input_validation() -> None:
         build_distillation_target(image[:, :2], disp, self_teacher, external)
     with pytest.raises(ValueError, match="disp"):
         build_distillation_target(image, disp * float("nan"), self_teacher, external)
+    with pytest.raises(ValueError, match="disp must be 1×H×W"):
+        distill_image(image[0], disp[0, :, :100], self_teacher, external)
     with pytest.raises(TypeError, match="self_teacher"):
         build_distillation_target(image, disp, external, external)
     bad_external = ModuleTeacher(lambda patches: torch.zeros(patches.shape[0], 2, 8, 8), name="dpt")

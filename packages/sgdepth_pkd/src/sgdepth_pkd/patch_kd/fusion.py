@@ -370,6 +370,8 @@ def distill_image(
     The teachers get an N×3×P×P patch stack on ``image``'s device (P = patch size; grown windows are resized to
     P and their teacher maps back to the window size).
     """
+    if image.dim() != 3 or tuple(disp.shape) != (1, *image.shape[1:]):
+        raise ValueError(f"disp must be 1×H×W matching image {tuple(image.shape)}, got {tuple(disp.shape)}")
     config = config or PatchKDConfig()
     size = config.selection.patch_size
     selection = select_patches(image, config.selection)

@@ -97,7 +97,8 @@ class SelfTeacher:
     """A frozen, separately trained SGDepth (or any module with ``predict_disparity(B×3×H×W) -> B×1×H×W``).
 
     :meth:`predict_scales` resizes the patch stack bilinearly to each scale (default 1.5x, 1x, 0.5x → 192/128/64 px
-    for 128 patches), runs the model and resizes every disparity back to the patch size.
+    for 128 patches), runs the model and resizes every disparity back to the patch size. The model is put in eval
+    mode with gradients switched off on every call, so pass a separate trained copy, never the student itself.
     """
 
     def __init__(self, model: object, scales: Sequence[float] = (1.5, 1.0, 0.5)) -> None:
