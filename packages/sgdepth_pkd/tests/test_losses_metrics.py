@@ -29,6 +29,7 @@ from sgdepth_pkd.losses import (
     patch_kd_loss,
     photometric_error,
     reprojection_loss_map,
+    self_supervised_depth_loss,
     semantic_depth_consistency,
     ssim_dissimilarity,
     total_loss,
@@ -41,9 +42,13 @@ from sgdepth_pkd.metrics import (
     evaluate_depth_batch,
     kitti_kitti_mask,
     kitti_zhou_mask,
+    pose_ate,
     predicted_depth,
     ratio_summary,
+    relative_poses,
     segmentation_prediction,
+    snippet_ate,
+    trajectory_positions,
 )
 
 C1, C2 = 0.01**2, 0.03**2
@@ -191,6 +196,21 @@ def test_reprojection_losses_with_perfect_warps_reduce_to_smoothness_and_backpro
     torch.testing.assert_close(losses["loss_depth_reprojection"], (losses["loss_0"] + losses["loss_1"]) / 2)
     losses["loss_depth_reprojection"].backward()
     assert outputs[("disp", 0)].grad is not None and outputs[("disp", 0)].grad.abs().sum() > 0
+
+
+def test_self_supervised_loss_static_scene_identity_pose_is_smoothness_only() -> None:
+    torch.manual_seed(2)
+    frame = torch.rand(1, 3, 16, 16)
+    images = {0: frame, -1: frame.clone(), 1: frame.clone()}
+    disps = [torch.rand(1, 1, 16 >> r, 16 >> r) for r in range(4)]
+    K, inv_K = _intrinsics(1, 16, 16)
+    poses = {f: _identity_pose(1) for f in (-1, 1)}
+    config = DepthLossConfig(automasking=False, consistent_grid=True)
+    losses, outputs = self_supervised_depth_loss(images, disps, K, inv_K, poses, config)
+    assert outputs[("disp", 3)] is disps[3]
+    for r in range(4):
+        assert 0 <= losses[f"loss_{r}"] - losses[f"disp_smth_loss_{r}"] < 1e-4
+        assert losses[f"disp_smth_loss_{r}"] > 0
 
 
 def test_moving_mask_zero_removes_photometric_term() -> None:
@@ -402,6 +422,34 @@ def test_segmentation_prediction_nearest_then_argmax() -> None:
     torch.testing.assert_close(segmentation_prediction(logits, (2, 4)), torch.tensor([[[2, 2, 1, 1], [2, 2, 1, 1]]]))
 
 
+def _translations(points: list[list[float]]) -> np.ndarray:
+    poses = np.tile(np.eye(4), (len(points), 1, 1))
+    poses[:, :3, 3] = points
+    return poses
+
+
+def test_relative_poses_and_trajectory_of_pure_translations() -> None:
+    relative = relative_poses(_translations([[0, 0, 0], [0, 0, 1], [0, 0, 3]]))
+    np.testing.assert_allclose(relative[:, :3, 3], [[0, 0, -1], [0, 0, -2]])
+    np.testing.assert_allclose(trajectory_positions(relative), [[0, 0, 0], [0, 0, -1], [0, 0, -3]])
+
+
+def test_snippet_ate_hand_value_and_scale_invariance() -> None:
+    gt = np.array([[0.0, 0, 0], [1, 0, 0]])
+    assert snippet_ate(gt, np.array([[0.0, 0, 0], [0, 1, 0]])) == pytest.approx(0.5)  # best scale 0
+    assert snippet_ate(gt, np.array([[5.0, 5, 5], [5.5, 5, 5]])) == pytest.approx(0.0)  # shift + scale 2
+
+
+def test_pose_ate_zero_for_scaled_prediction_and_counts_snippets() -> None:
+    gt = relative_poses(_translations([[0, 0, i * i] for i in range(7)]))
+    pred = gt.copy()
+    pred[:, :3, 3] *= 0.5
+    assert pose_ate(pred, gt) == pytest.approx((0.0, 0.0), abs=1e-12)
+    pred[2, :3, 3] += [0.3, 0.0, 0.0]  # disturbs the snippets starting at 0, 1, 2 (of 3)
+    mean, std = pose_ate(pred, gt)
+    assert mean > 0 and std >= 0
+
+
 # ----------------------------------------------------------------------------------------------- input validation
 
 
@@ -435,6 +483,9 @@ def test_segmentation_prediction_nearest_then_argmax() -> None:
         (lambda: evaluate_depth_batch(torch.rand(1, 1, 4, 4), np.ones((2, 1, 8, 8))), "depth_gt"),
         (lambda: evaluate_depth_batch(torch.rand(1, 1, 4, 4), np.ones((1, 1, 8, 8)), mask="nyu"), "mask"),
         (lambda: SegmentationRunningScore(4).update(np.zeros(3), np.zeros(4)), "gt/pred"),
+        (lambda: pose_ate(np.zeros((3, 4, 4)), np.zeros((3, 4, 4))), "pred_relative/gt_relative"),
+        (lambda: relative_poses(np.zeros((3, 3, 3))), "global_poses"),
+        (lambda: depth_reprojection_losses({0: torch.rand(1, 3, 4, 4), 1: torch.rand(1, 3, 4, 4)}, {}), "outputs"),
     ],
 )
 def test_bad_input_raises_naming_the_argument(call, match) -> None:

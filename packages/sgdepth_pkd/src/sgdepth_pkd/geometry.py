@@ -17,6 +17,7 @@ __all__ = [
     "NORMALS_EPS",
     "PROJECTION_EPS",
     "backproject",
+    "check_tensor",
     "disp_to_depth",
     "pixel_grid",
     "pointcloud_normals",
@@ -35,8 +36,9 @@ NORMALS_EPS = 1e-8
 """Added to the cross-product norm when normalising point-cloud normals (authors' value)."""
 
 
-def _check_tensor(value: Any, name: str, ndim: int | None = None) -> torch.Tensor:
-    """Raise a one-line error unless ``value`` is a finite floating tensor (with ``ndim`` dimensions)."""
+def check_tensor(value: Any, name: str, ndim: int | None = None) -> torch.Tensor:
+    """Return ``value``; raise a one-line error naming ``name`` unless it is a tensor (with ``ndim`` dimensions)
+    whose floating values are all finite. Shared input validation of the geometry, loss and metric functions."""
     if not isinstance(value, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
     if ndim is not None and value.ndim != ndim:
@@ -48,7 +50,7 @@ def _check_tensor(value: Any, name: str, ndim: int | None = None) -> torch.Tenso
 
 def _as_matrix(transform: torch.Tensor, name: str) -> torch.Tensor:
     """B×4×4 (or the model's B×1×1×4×4) → B×4×4."""
-    _check_tensor(transform, name)
+    check_tensor(transform, name)
     if transform.shape[-2:] != (4, 4) or transform.ndim not in (3, 5):
         raise ValueError(f"{name}: expected B×4×4 or B×1×1×4×4, got shape {tuple(transform.shape)}")
     return transform.reshape(-1, 4, 4)
@@ -58,7 +60,7 @@ def disp_to_depth(
     disp: torch.Tensor, min_depth: float = 0.1, max_depth: float = 100.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sigmoid disparity D (any shape) → (scaled disparity s, depth 1/s) with s = 1/max + (1/min − 1/max)·D."""
-    _check_tensor(disp, "disp")
+    check_tensor(disp, "disp")
     if not 0 < min_depth < max_depth:
         raise ValueError(f"min_depth/max_depth: need 0 < min_depth < max_depth, got {min_depth}, {max_depth}")
     min_disp, max_disp = 1.0 / max_depth, 1.0 / min_depth
@@ -78,8 +80,8 @@ def pixel_grid(height: int, width: int, device: torch.device | None = None) -> t
 
 def backproject(depth: torch.Tensor, inv_K: torch.Tensor) -> torch.Tensor:
     """Depth B×1×H×W and inverse intrinsics B×4×4 → homogeneous camera points B×4×(H·W)."""
-    _check_tensor(depth, "depth", ndim=4)
-    _check_tensor(inv_K, "inv_K", ndim=3)
+    check_tensor(depth, "depth", ndim=4)
+    check_tensor(inv_K, "inv_K", ndim=3)
     batch, _, height, width = depth.shape
     if depth.shape[1] != 1 or inv_K.shape != (batch, 4, 4):
         raise ValueError(f"depth/inv_K: expected B×1×H×W and B×4×4, got {tuple(depth.shape)}, {tuple(inv_K.shape)}")
@@ -100,8 +102,8 @@ def project_to_grid(
     Points are moved by ``cam_T_cam`` and projected with ``K[:, :3, :]``; pixel = xy / (z + 1e-7), normalised as
     2·p/(W−1, H−1) − 1 (pixel centres at ±1 when sampled with ``align_corners=True``, see :func:`warp_image`).
     """
-    _check_tensor(points, "points", ndim=3)
-    _check_tensor(K, "K", ndim=3)
+    check_tensor(points, "points", ndim=3)
+    check_tensor(K, "K", ndim=3)
     transform = _as_matrix(cam_T_cam, "cam_T_cam")
     batch = points.shape[0]
     if points.shape != (batch, 4, height * width) or K.shape != (batch, 4, 4) or transform.shape[0] != batch:
@@ -124,8 +126,8 @@ def warp_image(image: torch.Tensor, grid: torch.Tensor, consistent_grid: bool = 
     which shifts the sample by up to half a pixel. ``consistent_grid=True`` samples with ``align_corners=True``,
     matching the normalisation, so an identity pose reproduces the source image exactly.
     """
-    _check_tensor(image, "image", ndim=4)
-    _check_tensor(grid, "grid", ndim=4)
+    check_tensor(image, "image", ndim=4)
+    check_tensor(grid, "grid", ndim=4)
     if grid.shape[0] != image.shape[0] or grid.shape[-1] != 2:
         raise ValueError(f"grid: expected {image.shape[0]}×H×W×2, got {tuple(grid.shape)}")
     return F.grid_sample(image, grid, mode="bilinear", padding_mode="border", align_corners=consistent_grid)
@@ -136,7 +138,7 @@ def pointcloud_normals(points: torch.Tensor, height: int, width: int) -> torch.T
 
     n = (P[y, x+1] − P[y, x]) × (P[y+1, x] − P[y, x]) / (|·| + 1e-8).
     """
-    _check_tensor(points, "points", ndim=3)
+    check_tensor(points, "points", ndim=3)
     if points.shape[1] not in (3, 4) or points.shape[2] != height * width:
         raise ValueError(f"points: expected B×4×{height * width}, got {tuple(points.shape)}")
     cloud = points[:, :3].reshape(-1, 3, height, width).permute(0, 2, 3, 1)
@@ -170,11 +172,11 @@ def warp_frames(
         raise ValueError(
             f"sources/cam_T_cams: need the same non-empty frame ids, got {list(sources)}, {list(cam_T_cams)}"
         )
-    first = _check_tensor(next(iter(sources.values())), "sources", ndim=4)
+    first = check_tensor(next(iter(sources.values())), "sources", ndim=4)
     height, width = first.shape[-2:]
     outputs: dict[tuple, torch.Tensor] = {}
     for scale, disp in enumerate(disps):
-        _check_tensor(disp, f"disps[{scale}]", ndim=4)
+        check_tensor(disp, f"disps[{scale}]", ndim=4)
         full = F.interpolate(disp, size=(height, width), mode="bilinear", align_corners=False)
         _, depth = disp_to_depth(full, min_depth, max_depth)
         points = backproject(depth, inv_K)
@@ -191,7 +193,7 @@ def rotation_from_axisangle(axisangle: torch.Tensor) -> torch.Tensor:
     """Axis-angle (..., 3) → 4×4 rotation (..., 4, 4) by Rodrigues: θ = |a|, u = a/(θ + 1e-7),
     R = cosθ·I + (1 − cosθ)·uuᵀ + sinθ·[u]ₓ.
     """
-    _check_tensor(axisangle, "axisangle")
+    check_tensor(axisangle, "axisangle")
     if axisangle.shape[-1] != 3:
         raise ValueError(f"axisangle: last dimension must be 3, got shape {tuple(axisangle.shape)}")
     angle = axisangle.norm(dim=-1, keepdim=True)
@@ -210,7 +212,7 @@ def rotation_from_axisangle(axisangle: torch.Tensor) -> torch.Tensor:
 
 def translation_matrix(translation: torch.Tensor) -> torch.Tensor:
     """Translation (..., 3) → 4×4 homogeneous translation (..., 4, 4)."""
-    _check_tensor(translation, "translation")
+    check_tensor(translation, "translation")
     if translation.shape[-1] != 3:
         raise ValueError(f"translation: last dimension must be 3, got shape {tuple(translation.shape)}")
     matrix = torch.eye(4, dtype=translation.dtype, device=translation.device).expand(*translation.shape[:-1], 4, 4)

@@ -15,6 +15,8 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from sgdepth_pkd.geometry import check_tensor, warp_frames
+
 __all__ = [
     "NON_CONSISTENCY_CLASSES",
     "SDCON_CLASSES",
@@ -28,6 +30,7 @@ __all__ = [
     "patch_kd_loss",
     "photometric_error",
     "reprojection_loss_map",
+    "self_supervised_depth_loss",
     "semantic_depth_consistency",
     "ssim_dissimilarity",
     "total_loss",
@@ -75,17 +78,6 @@ class DepthLossConfig:
     consistent_grid: bool = False
 
 
-def _check(value: Any, name: str, ndim: int | None = None) -> torch.Tensor:
-    """Raise a one-line error unless ``value`` is a tensor (with ``ndim`` dims) without NaN/inf."""
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
-    if ndim is not None and value.ndim != ndim:
-        raise ValueError(f"{name}: expected {ndim} dimensions, got shape {tuple(value.shape)}")
-    if value.is_floating_point() and not torch.isfinite(value).all():
-        raise ValueError(f"{name}: contains NaN or infinite values")
-    return value
-
-
 def _check_same_shape(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
     if a.shape != b.shape:
         raise ValueError(f"{names}: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
@@ -99,8 +91,8 @@ def ssim_dissimilarity(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
     Local statistics from 3×3 average pooling (stride 1) on reflection-padded inputs; C1 = 0.01², C2 = 0.03².
     """
-    _check(x, "x", ndim=4)
-    _check(y, "y", ndim=4)
+    check_tensor(x, "x", ndim=4)
+    check_tensor(y, "y", ndim=4)
     _check_same_shape(x, y, "x/y")
     x, y = F.pad(x, (1, 1, 1, 1), mode="reflect"), F.pad(y, (1, 1, 1, 1), mode="reflect")
     mu_x, mu_y = F.avg_pool2d(x, 3, 1), F.avg_pool2d(y, 3, 1)
@@ -151,8 +143,8 @@ def edge_aware_smoothness(disp: torch.Tensor, image: torch.Tensor) -> torch.Tens
     """Edge-aware smoothness of the mean-normalised disparity B×1×h×w; ``image`` B×3×H×W is resized to h×w
     (bilinear, align_corners=False). mean(|∂x d|·e^{−mean_c|∂x I|}) + mean(|∂y d|·e^{−mean_c|∂y I|}).
     """
-    _check(disp, "disp", ndim=4)
-    _check(image, "image", ndim=4)
+    check_tensor(disp, "disp", ndim=4)
+    check_tensor(image, "image", ndim=4)
     image = F.interpolate(image, size=disp.shape[-2:], mode="bilinear", align_corners=False)
     disp = disp / (disp.mean(dim=(2, 3), keepdim=True) + 1e-7)
     grad_disp_x = (disp[..., :, :-1] - disp[..., :, 1:]).abs()
@@ -179,18 +171,19 @@ def depth_reprojection_losses(
     config = config or DepthLossConfig()
     if 0 not in images or len(images) < 2:
         raise ValueError(f"images: need the target frame 0 and at least one source, got frames {list(images)}")
-    target = _check(images[0], "images[0]", ndim=4)
+    target = check_tensor(images[0], "images[0]", ndim=4)
     frames = sorted(f for f in images if f != 0)
     if moving_mask is not None:
-        _check(moving_mask, "moving_mask", ndim=3)
+        check_tensor(moving_mask, "moving_mask", ndim=3)
         if moving_mask.shape != (target.shape[0], *target.shape[-2:]):
             raise ValueError(
                 f"moving_mask: expected B×H×W = {(target.shape[0], *target.shape[-2:])}, got {tuple(moving_mask.shape)}"
             )
     losses: dict[str, torch.Tensor] = {}
     for scale in range(config.num_scales):
-        if ("disp", scale) not in outputs:
-            raise KeyError(f"outputs: missing ('disp', {scale})")
+        missing = [key for key in [("disp", scale), *(("color", f, scale) for f in frames)] if key not in outputs]
+        if missing:
+            raise KeyError(f"outputs: missing {missing}")
         warped = [outputs[("color", f, scale)] for f in frames]
         loss_map = reprojection_loss_map(
             target, [images[f] for f in frames], warped, config.automasking, config.min_reprojection, config.ssim_weight
@@ -205,11 +198,41 @@ def depth_reprojection_losses(
     return losses
 
 
+def self_supervised_depth_loss(
+    images: Mapping[int, torch.Tensor],
+    disps: Sequence[torch.Tensor],
+    K: torch.Tensor,
+    inv_K: torch.Tensor,
+    cam_T_cams: Mapping[int, torch.Tensor],
+    config: DepthLossConfig | None = None,
+    moving_mask: torch.Tensor | None = None,
+) -> tuple[dict[str, torch.Tensor], dict[Any, torch.Tensor]]:
+    """View synthesis of the first ``config.num_scales`` disparities (B×1×(H/2^r)×(W/2^r)) with the config's depth
+    range and grid convention, then :func:`depth_reprojection_losses`. Returns (losses, warp outputs incl. the
+    ``('disp', r)`` entries)."""
+    config = config or DepthLossConfig()
+    if len(disps) < config.num_scales:
+        raise ValueError(f"disps: need {config.num_scales} resolutions, got {len(disps)}")
+    sources = {frame: image for frame, image in images.items() if frame != 0}
+    outputs: dict[Any, torch.Tensor] = warp_frames(
+        disps[: config.num_scales],
+        sources,
+        K,
+        inv_K,
+        cam_T_cams,
+        config.min_depth,
+        config.max_depth,
+        config.consistent_grid,
+    )
+    outputs.update({("disp", scale): disp for scale, disp in enumerate(disps[: config.num_scales])})
+    return depth_reprojection_losses(images, outputs, config, moving_mask), outputs
+
+
 # ----------------------------------------------------------------------------------------------- l_SDcon (§c.3)
 
 
 def _label_map_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    _check(logits, "logits", ndim=4)
+    check_tensor(logits, "logits", ndim=4)
     labels = logits.argmax(dim=1, keepdim=True)
     excluded = torch.tensor(NON_CONSISTENCY_CLASSES, device=labels.device)
     return torch.where(torch.isin(labels, excluded), torch.zeros_like(labels), labels)
@@ -265,8 +288,8 @@ def semantic_depth_consistency(
     loss the paper intends. When n = 0 the original returns the Python int 0; here a zero tensor attached to
     ``disp``'s graph (zero gradient) is returned instead.
     """
-    _check(label_map, "label_map", ndim=4)
-    _check(disp, "disp", ndim=4)
+    check_tensor(label_map, "label_map", ndim=4)
+    check_tensor(disp, "disp", ndim=4)
     if label_map.is_floating_point() or label_map.shape[1] != 1:
         raise ValueError(f"label_map: expected an integer B×1×H×W map, got {label_map.dtype} {tuple(label_map.shape)}")
     _check_same_shape(label_map, disp, "label_map/disp")
@@ -306,8 +329,8 @@ def weighted_segmentation_ce(
 ) -> torch.Tensor:
     """Weighted cross entropy Σ w_y·nll / Σ w_y over non-ignored pixels; logits B×K×H×W, target trainIds B×1×H×W
     or B×H×W (float or integer, ``ignore_index`` skipped)."""
-    _check(logits, "logits", ndim=4)
-    _check(target, "target")
+    check_tensor(logits, "logits", ndim=4)
+    check_tensor(target, "target")
     if target.ndim == 4 and target.shape[1] == 1:
         target = target[:, 0]
     if target.shape != (logits.shape[0], *logits.shape[2:]):
@@ -340,8 +363,8 @@ def patch_kd_loss(
     never affected the authors' results (patch KD was active in epochs ≈5–14, DC masking starts at epoch 15) and
     both agree for B = 1.
     """
-    _check(disp, "disp", ndim=4)
-    _check(disp_a, "disp_a", ndim=4)
+    check_tensor(disp, "disp", ndim=4)
+    check_tensor(disp_a, "disp_a", ndim=4)
     _check_same_shape(disp, disp_a, "disp/disp_a")
     if mask_broadcast not in ("per_image", "authors"):
         raise ValueError(f"mask_broadcast: expected 'per_image' or 'authors', got {mask_broadcast!r}")
@@ -351,7 +374,7 @@ def patch_kd_loss(
     batch, height, width = disp.shape[0], *disp.shape[-2:]
     target = disp_a.detach()
     if moving_mask is not None:
-        _check(moving_mask, "moving_mask", ndim=3)
+        check_tensor(moving_mask, "moving_mask", ndim=3)
         if moving_mask.shape != (batch, *disp.shape[-2:]):
             raise ValueError(
                 f"moving_mask: expected B×H×W = {(batch, *disp.shape[-2:])}, got {tuple(moving_mask.shape)}"

@@ -6,6 +6,8 @@ resolution, inverted, masked (``kitti_zhou``: Garg crop and 1e-3 < gt < 80; ``ki
 ``cityscapes``), median-scaled per image in float32 with NumPy's median, clamped to [1e-3, 80]; the metrics are
 computed per image in float64 (``semcommon.metrics.depth_metrics``) and averaged over images.
 
+Pose: SfMLearner's absolute trajectory error over 5-frame snippets (:func:`snippet_ate`, :func:`pose_ate`).
+
 Segmentation: :class:`SegmentationRunningScore` accumulates a confusion matrix with
 ``semcommon.metrics.ConfusionMatrix`` (identical IoU/recall/precision semantics, NaN for zero denominators) after
 dropping predictions outside [0, K), which the original skips instead of rejecting.
@@ -33,12 +35,17 @@ __all__ = [
     "kitti_kitti_mask",
     "kitti_zhou_mask",
     "median_scale",
+    "pose_ate",
     "predicted_depth",
     "ratio_summary",
+    "relative_poses",
     "segmentation_prediction",
+    "snippet_ate",
+    "trajectory_positions",
 ]
 
 DEPTH_METRIC_NAMES: tuple[str, ...] = ("abs_rel", "sq_rel", "rmse", "rmse_log", "delta1", "delta2", "delta3")
+_SEMCOMMON_DEPTH_NAMES = {"delta1": "a1", "delta2": "a2", "delta3": "a3"}
 CLAMP_MIN, CLAMP_MAX = 1e-3, 80.0
 
 
@@ -127,9 +134,9 @@ def depth_image_metrics(
     pred_m, gt_m = pred[mask].astype(np.float32), gt[mask].astype(np.float32)
     ratio = median_scale(pred_m, gt_m) if fixed_scaling == 0 else np.float32(fixed_scaling)
     pred_m = np.clip(pred_m * ratio, np.float32(CLAMP_MIN), np.float32(CLAMP_MAX))
+    # the mask and clamp are already applied: open bounds make semcommon's range mask and clip no-ops
     scores = depth_metrics(pred_m, gt_m, min_depth=0.0, max_depth=np.inf, median_scaling=False)
-    names = dict(zip(("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3"), DEPTH_METRIC_NAMES, strict=True))
-    return {new: scores[old] for old, new in names.items()}, float(ratio)
+    return {name: scores[_SEMCOMMON_DEPTH_NAMES.get(name, name)] for name in DEPTH_METRIC_NAMES}, float(ratio)
 
 
 class DepthRunningScore:
@@ -247,3 +254,58 @@ class SegmentationRunningScore:
 
     def reset(self) -> None:
         self.confusion.reset()
+
+
+# ----------------------------------------------------------------------------------------------- pose (ATE)
+
+
+def _poses(value: Any, name: str) -> np.ndarray:
+    poses = _numpy(value, name).astype(np.float64)
+    if poses.ndim != 3 or poses.shape[1:] != (4, 4):
+        raise ValueError(f"{name}: expected N×4×4 poses, got shape {poses.shape}")
+    return poses
+
+
+def relative_poses(global_poses: Any) -> np.ndarray:
+    """Camera-to-world poses N×4×4 → the N−1 relative poses inv(P_{i+1})·P_i, which map points of camera i into
+    camera i+1 (the convention of the model's ``('cam_T_cam', 0, 1)``)."""
+    poses = _poses(global_poses, "global_poses")
+    return np.linalg.inv(poses[1:]) @ poses[:-1]
+
+
+def trajectory_positions(relative: Any) -> np.ndarray:
+    """Chain N relative poses (as :func:`relative_poses`) by right-multiplication from the identity and collect the
+    translations → (N+1)×3 positions (SfMLearner's snippet trajectory)."""
+    poses = _poses(relative, "relative")
+    current = np.eye(4)
+    positions = [current[:3, 3].copy()]
+    for pose in poses:
+        current = current @ pose
+        positions.append(current[:3, 3].copy())
+    return np.stack(positions)
+
+
+def snippet_ate(gt_xyz: np.ndarray, pred_xyz: np.ndarray) -> float:
+    """ATE of one snippet (K×3 positions): shift the prediction onto the first GT position, fit the least-squares
+    scale Σ gt·pred / Σ pred², return sqrt(Σ |scale·pred − gt|²) / K."""
+    if gt_xyz.shape != pred_xyz.shape or gt_xyz.ndim != 2 or gt_xyz.shape[1] != 3:
+        raise ValueError(f"gt_xyz/pred_xyz: expected equal K×3 arrays, got {gt_xyz.shape}, {pred_xyz.shape}")
+    pred = pred_xyz + (gt_xyz[0] - pred_xyz[0])
+    scale = np.sum(gt_xyz * pred) / np.sum(pred**2)
+    return float(np.sqrt(np.sum((scale * pred - gt_xyz) ** 2)) / gt_xyz.shape[0])
+
+
+def pose_ate(pred_relative: Any, gt_relative: Any, snippet_length: int = 5) -> tuple[float, float]:
+    """KITTI odometry evaluation (spec §f.3): ATE of every snippet of ``snippet_length`` frames (sliding by one),
+    built from the predicted and GT relative poses N×4×4; returns (mean, std) over snippets."""
+    pred, gt = _poses(pred_relative, "pred_relative"), _poses(gt_relative, "gt_relative")
+    steps = snippet_length - 1
+    if pred.shape != gt.shape or len(pred) < steps:
+        raise ValueError(
+            f"pred_relative/gt_relative: need equal shapes with ≥ {steps} poses, got {pred.shape}, {gt.shape}"
+        )
+    errors = [
+        snippet_ate(trajectory_positions(gt[i : i + steps]), trajectory_positions(pred[i : i + steps]))
+        for i in range(len(pred) - steps + 1)
+    ]
+    return float(np.mean(errors)), float(np.std(errors))
