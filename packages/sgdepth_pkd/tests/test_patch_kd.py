@@ -349,3 +349,13 @@ def test_precomputed_teacher_in_batch_needs_names(tmp_path) -> None:
         build_distillation_target(image, disp, self_teacher, external)
     disp_a, patchnums = build_distillation_target(image, disp, self_teacher, external, names=["img0"])
     assert patchnums.item() > 0 and torch.isfinite(disp_a).all() and not torch.equal(disp_a, disp)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="patch_size"):
+        SelectionConfig(patch_size=1)
+    with pytest.raises(ValueError, match="dmin_factor"):
+        PatchKDConfig(dmin_factor=3.0)
+    with pytest.raises(ValueError, match="same length"):
+        PatchKDConfig(far_weights=(0.5, 0.5))
+    assert PatchKDConfig().class_weights.tolist() == [[0.3, 0.7, 0.0], [0.25, 0.7, 0.05], [0.15, 0.7, 0.15]]

@@ -1,8 +1,21 @@
 """Patch knowledge distillation: gradient-density patch selection, frozen teachers, dual-teacher fusion."""
 
-from .fusion import DistillationResult, PatchDetails, PatchKDConfig, build_distillation_target, distill_batch
-from .select import SelectionConfig, select_patches
-from .teachers import DisparityTeacher, ModuleTeacher, MultiScaleTeacher, PrecomputedTeacher, SelfTeacher, WindowTeacher
+from sgdepth_pkd.patch_kd.fusion import (
+    DistillationResult,
+    PatchDetails,
+    PatchKDConfig,
+    build_distillation_target,
+    distill_batch,
+)
+from sgdepth_pkd.patch_kd.select import SelectionConfig, select_patches
+from sgdepth_pkd.patch_kd.teachers import (
+    DisparityTeacher,
+    ModuleTeacher,
+    MultiScaleTeacher,
+    PrecomputedTeacher,
+    SelfTeacher,
+    WindowTeacher,
+)
 
 __all__ = [
     "DisparityTeacher",

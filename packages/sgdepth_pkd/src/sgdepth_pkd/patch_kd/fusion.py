@@ -25,8 +25,14 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import distance_transform_edt
 
-from .select import Rect, SelectionConfig, select_patches
-from .teachers import DisparityTeacher, MultiScaleTeacher, WindowTeacher, as_disparity_stack, resize_stack
+from sgdepth_pkd.patch_kd.select import Rect, SelectionConfig, select_patches
+from sgdepth_pkd.patch_kd.teachers import (
+    DisparityTeacher,
+    MultiScaleTeacher,
+    WindowTeacher,
+    as_disparity_stack,
+    resize_stack,
+)
 
 __all__ = [
     "DistillationResult",
@@ -34,6 +40,7 @@ __all__ = [
     "PatchKDConfig",
     "align_to_patch",
     "build_distillation_target",
+    "corner_mask",
     "distill_batch",
     "distill_image",
     "edge_distance",
