@@ -55,6 +55,13 @@ def test_load_formats_inferring_the_config(tmp_path, random_state, fmt) -> None:
     _assert_loaded(model, random_state)
 
 
+def test_load_safetensors(tmp_path, random_state) -> None:
+    safetensors_torch = pytest.importorskip("safetensors.torch")
+    path = tmp_path / "model.safetensors"
+    safetensors_torch.save_file({k: v.contiguous() for k, v in random_state.items()}, str(path))
+    _assert_loaded(load_pretrained(path), random_state)
+
+
 @pytest.mark.parametrize(
     "config",
     [
