@@ -9,11 +9,11 @@ import torch
 
 from sgdepth_pkd.config import GLAEncoderConfig, SGDepthConfig, TrainingConfig
 from sgdepth_pkd.demo import run_demo
+from sgdepth_pkd.geometry import rotation_from_axisangle, transformation_from_parameters
 from sgdepth_pkd.model.attention import block_self_attention, channel_self_attention
 from sgdepth_pkd.model.decoder import decoder_plan
 from sgdepth_pkd.model.encoder import ResnetEncoder
 from sgdepth_pkd.model.gla import GLAResNetEncoder
-from sgdepth_pkd.model.pose import axis_angle_to_matrix, transformation_from_parameters
 from sgdepth_pkd.model.sgdepth import ScaledSplit, SGDepth, has_purpose, segmentation_mask
 
 SMALL = SGDepthConfig(num_layers=18, num_layers_pose=18)
@@ -217,10 +217,10 @@ def test_gla_encoder_feeds_glam_output_to_next_stage() -> None:
 # ------------------------------------------------------------------------------------------------- pose maths
 def test_axis_angle_rodrigues() -> None:
     axis_angle = torch.tensor([0.0, 0.0, math.pi / 2])
-    rotation = axis_angle_to_matrix(axis_angle)
+    rotation = rotation_from_axisangle(axis_angle)
     expected = torch.tensor([[0.0, -1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])
     torch.testing.assert_close(rotation, expected, atol=1e-6, rtol=0)
-    random = axis_angle_to_matrix(torch.randn(5, 3, dtype=torch.float64))[..., :3, :3]
+    random = rotation_from_axisangle(torch.randn(5, 3, dtype=torch.float64))[..., :3, :3]
     identity = torch.eye(3, dtype=torch.float64).expand(5, 3, 3)
     torch.testing.assert_close(random @ random.transpose(-1, -2), identity, atol=1e-6, rtol=0)
 

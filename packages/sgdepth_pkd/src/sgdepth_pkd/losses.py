@@ -15,7 +15,9 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from sgdepth_pkd.config import SEG_MASK_STATIC_CLASSES
 from sgdepth_pkd.geometry import check_tensor, warp_frames
+from sgdepth_pkd.model.sgdepth import segmentation_mask
 
 __all__ = [
     "NON_CONSISTENCY_CLASSES",
@@ -43,7 +45,7 @@ SSIM_C2 = 0.03**2
 SDCON_CLASSES: tuple[int, ...] = (5, 6, 7, 8, 9, 11, 12, 13, 14, 15, 16, 17, 18)
 """Cityscapes trainIds constrained by l_SDcon, in the original order (pole … bicycle)."""
 
-NON_CONSISTENCY_CLASSES: tuple[int, ...] = (0, 1, 2, 3, 4, 10, 19)
+NON_CONSISTENCY_CLASSES: tuple[int, ...] = SEG_MASK_STATIC_CLASSES
 """Classes the model zeroes in ``('segmentation_mask', 0)`` (road, sidewalk, building, wall, fence, sky, void)."""
 
 SEG_CLASS_WEIGHTS: tuple[float, ...] = (
@@ -231,25 +233,20 @@ def self_supervised_depth_loss(
 # ----------------------------------------------------------------------------------------------- l_SDcon (§c.3)
 
 
-def _label_map_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    check_tensor(logits, "logits", ndim=4)
-    labels = logits.argmax(dim=1, keepdim=True)
-    excluded = torch.tensor(NON_CONSISTENCY_CLASSES, device=labels.device)
-    return torch.where(torch.isin(labels, excluded), torch.zeros_like(labels), labels)
-
-
 def class_label_map(logits: torch.Tensor) -> torch.Tensor:
     """Segmentation logits B×K×H×W → class label map B×1×H×W (int64, argmax with classes {0,1,2,3,4,10,19} set to
     0): the label map l_SDcon needs to work "as the paper intends"."""
+    check_tensor(logits, "logits", ndim=4)
     with torch.no_grad():
-        return _label_map_from_logits(logits)
+        return segmentation_mask(logits, NON_CONSISTENCY_CLASSES, mode="classes")
 
 
 def binary_label_map(logits: torch.Tensor) -> torch.Tensor:
     """Segmentation logits B×K×H×W → the model's ``('segmentation_mask', 0)`` B×1×H×W (int64, 0/1): argmax in
     {0,1,2,3,4,10,19} → 0, else 1. Fed to l_SDcon it reproduces the shipped behaviour (loss ≡ 0)."""
+    check_tensor(logits, "logits", ndim=4)
     with torch.no_grad():
-        return (_label_map_from_logits(logits) > 0).long()
+        return segmentation_mask(logits, NON_CONSISTENCY_CLASSES, mode="binary")
 
 
 _NEIGHBOUR_SHIFTS: dict[str, tuple[tuple[int, int], ...]] = {

@@ -4,7 +4,7 @@ from sgdepth_pkd.model.attention import BlockSelfAttention, block_self_attention
 from sgdepth_pkd.model.decoder import MultiResDepth, MultiResSeg, PartialDecoder, decoder_plan
 from sgdepth_pkd.model.encoder import ResnetEncoder
 from sgdepth_pkd.model.gla import GLAResNetEncoder, GlobalLocalAttentionModule
-from sgdepth_pkd.model.pose import PoseDecoder, PoseNet, axis_angle_to_matrix, transformation_from_parameters
+from sgdepth_pkd.model.pose import PoseDecoder, PoseNet
 from sgdepth_pkd.model.sgdepth import ScaledSplit, SGDepth, build_sgdepth, has_purpose, segmentation_mask
 
 __all__ = [
@@ -19,11 +19,9 @@ __all__ = [
     "ResnetEncoder",
     "SGDepth",
     "ScaledSplit",
-    "axis_angle_to_matrix",
     "block_self_attention",
     "build_sgdepth",
     "decoder_plan",
     "has_purpose",
     "segmentation_mask",
-    "transformation_from_parameters",
 ]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sgdepth_pkd.geometry import transformation_from_parameters
 from sgdepth_pkd.model.encoder import ResnetEncoder
 
-__all__ = ["PoseDecoder", "PoseNet", "axis_angle_to_matrix", "transformation_from_parameters", "translation_matrix"]
+__all__ = ["PoseDecoder", "PoseNet"]
 
-_AXIS_EPS = 1e-7
 _INIT_SCALE = 0.01
 
 
@@ -35,43 +35,6 @@ class PoseDecoder(nn.Module):
         x = torch.relu(self.conv_2(x))
         x = self.conv_3(x).mean(dim=(2, 3)).reshape(-1, 1, 1, 6)
         return x[..., :3], x[..., 3:]
-
-
-def axis_angle_to_matrix(axis_angle: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: ...×3 axis-angle → ...×4×4 homogeneous rotation.
-
-    θ = |a|, u = a / (θ + 1e-7), R = cosθ·I + (1−cosθ)·uuᵀ + sinθ·[u]ₓ.
-    """
-    angle = axis_angle.norm(dim=-1, keepdim=True)
-    axis = axis_angle / (angle + _AXIS_EPS)
-    cos, sin = torch.cos(angle)[..., None], torch.sin(angle)[..., None]
-    x, y, z = axis.unbind(-1)
-    zero = torch.zeros_like(x)
-    cross = torch.stack((zero, -z, y, z, zero, -x, -y, x, zero), dim=-1).reshape(*axis.shape[:-1], 3, 3)
-    eye = torch.eye(3, dtype=axis.dtype, device=axis.device)
-    rotation = cos * eye + (1 - cos) * axis[..., :, None] * axis[..., None, :] + sin * cross
-    out = torch.zeros(*axis.shape[:-1], 4, 4, dtype=axis.dtype, device=axis.device)
-    out[..., :3, :3] = rotation
-    out[..., 3, 3] = 1
-    return out
-
-
-def translation_matrix(translation: torch.Tensor) -> torch.Tensor:
-    """...×3 translation → ...×4×4 homogeneous translation T(t)."""
-    out = torch.eye(4, dtype=translation.dtype, device=translation.device).expand(*translation.shape[:-1], 4, 4)
-    out = out.clone()
-    out[..., :3, 3] = translation
-    return out
-
-
-def transformation_from_parameters(
-    axis_angle: torch.Tensor, translation: torch.Tensor, invert: bool = False
-) -> torch.Tensor:
-    """...×3 axis-angle and translation → ...×4×4: T(t)·R, or with ``invert`` Rᵀ·T(−t)."""
-    rotation = axis_angle_to_matrix(axis_angle)
-    if invert:
-        return rotation.transpose(-1, -2) @ translation_matrix(-translation)
-    return translation_matrix(translation) @ rotation
 
 
 class PoseNet(nn.Module):
