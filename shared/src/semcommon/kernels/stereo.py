@@ -20,23 +20,29 @@ def _check_pair(left: torch.Tensor, right: torch.Tensor, what: str) -> None:
         )
 
 
+def shifted_windows(right: torch.Tensor, disp_min: int, disp_max: int) -> torch.Tensor:
+    """Every integer shift of ``right`` as one zero-copy view ``…×D×H×W``, in *descending* disparity order.
+
+    ``right`` is ``…×H×W``; window ``k`` holds ``right[..., x - (disp_max - 1 - k)]`` (0 outside the image). The
+    padded copy is the only allocation: the D windows overlap in memory (strides ``…, 1, row, 1``), so a consumer
+    reads each element D times without materialising a ``D``-times larger tensor.
+    """
+    num_disp = disp_max - disp_min
+    # Padded column p holds right column p - (disp_max - 1); window k at column x reads p = x + k.
+    padded = F.pad(right, (disp_max - 1, -disp_min)).contiguous()
+    *lead, height, _ = padded.shape
+    strides = padded.stride()
+    return padded.as_strided(
+        (*lead, num_disp, height, right.shape[-1]), (*strides[:-2], 1, strides[-2], 1), padded.storage_offset()
+    )
+
+
 def shifted_right(right: torch.Tensor, disp_min: int, disp_max: int) -> torch.Tensor:
     """Right features shifted by every integer disparity: ``B×C×D×H×W``, plane j = ``right[..., x - (disp_min + j)]``.
 
-    Built with one pad and one ``unfold`` (no loop over disparities); out-of-image columns are 0.
+    Out-of-image columns are 0; no loop over disparities.
     """
-    width = right.shape[-1]
-    num_disp = disp_max - disp_min
-    # Padded column p holds right column p - pad_left; window start x reads p = x + k for k in [0, D).
-    pad_left = disp_max - 1
-    pad_right = num_disp - 1 - pad_left
-    padded = F.pad(right, (max(pad_left, 0), max(pad_right, 0)))
-    if pad_left < 0:
-        padded = padded[..., -pad_left:]
-    if pad_right < 0:
-        padded = padded[..., : padded.shape[-1] + pad_right]
-    windows = padded.unfold(-1, num_disp, 1)[..., :width, :]  # B×C×H×W×D, window k -> d = disp_max - 1 - k
-    return windows.flip(-1).permute(0, 1, 4, 2, 3)
+    return shifted_windows(right, disp_min, disp_max).flip(-3)
 
 
 def gwc_volume_norm(
@@ -60,11 +66,10 @@ def gwc_volume_norm(
         x = x.reshape(batch, num_groups, per_group, height, width)
         return x / (x.norm(dim=2, keepdim=True) + eps)
 
-    left_n = normalise(left)
-    right_n = normalise(right).reshape(batch, channels, height, width)
-    shifted = shifted_right(right_n, disp_min, disp_max)
-    shifted = shifted.reshape(batch, num_groups, per_group, disp_max - disp_min, height, width)
-    return (left_n.unsqueeze(3) * shifted).mean(dim=2)
+    # Products against the overlapping strided windows (no copy of the D shifted maps), then the D axis is put
+    # back in ascending disparity order on the G-times smaller result.
+    windows = shifted_windows(normalise(right), disp_min, disp_max)  # B×G×C/G×D×H×W
+    return (normalise(left).unsqueeze(3) * windows).mean(dim=2).flip(2)
 
 
 def warp_by_disparity(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
