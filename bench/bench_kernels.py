@@ -41,23 +41,23 @@ def main() -> None:
     device = resolve_device("auto")
     torch.manual_seed(0)
     print(f"device: {device}")
-    print("kernel                                              | ms       | loop / vectorised")
+    print(f"{'kernel':<58} | ms       | loop / vectorised")
     for label, channels, height, width, (low, high), groups in GWC_CASES:
         left = torch.randn(1, channels, height, width, device=device)
         right = torch.randn(1, channels, height, width, device=device)
         args = (left, right, low, high, groups)
         fast = measure_latency(partial(gwc_volume_norm, *args), repeats=5)
         loop = measure_latency(partial(gwc_loop, *args), repeats=5)
-        print(f"gwc_volume_norm {label:<35} | {fast:8.2f} | {loop / fast:.2f}")
-        print(f"  per-disparity loop reference{'':<22}| {loop:8.2f} |")
+        print(f"{'gwc_volume_norm ' + label:<58} | {fast:8.2f} | {loop / fast:.2f}")
+        print(f"{'  per-disparity loop reference':<58} | {loop:8.2f} |")
     f1, f2 = torch.randn(1, 256, 32, 48, device=device), torch.randn(1, 256, 32, 48, device=device)
     ys, xs = torch.meshgrid(torch.arange(32.0, device=device), torch.arange(48.0, device=device), indexing="ij")
     coords = torch.stack((xs, ys))[None]
     pyramid = corr_pyramid(f1, f2)
     build = measure_latency(lambda: corr_pyramid(f1, f2), repeats=5)
     lookup = measure_latency(lambda: corr_lookup(pyramid, coords), repeats=5)
-    print(f"corr_pyramid 256ch 32x48 L4{'':<25}| {build:8.2f} |")
-    print(f"corr_lookup r4{'':<38}| {lookup:8.2f} |")
+    print(f"{'corr_pyramid 256ch 32x48 L4':<58} | {build:8.2f} |")
+    print(f"{'corr_lookup r4':<58} | {lookup:8.2f} |")
 
 
 if __name__ == "__main__":
