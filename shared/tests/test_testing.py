@@ -12,6 +12,7 @@ from semcommon.testing import (
     fixtures_dir,
     load_case,
     load_weights,
+    run_case,
 )
 
 
@@ -28,6 +29,22 @@ def test_fixture_folder_from_env(tmp_path, monkeypatch):
     assert set(case.inputs) == {"x"} and set(case.outputs) == {"y"}
     weights = load_weights(case.weights_path)
     assert weights["w"].dtype == torch.float32 and weights["n"].dtype == torch.int64
+
+
+def test_run_case_dispatches_seeds_and_rejects_unknown_targets(tmp_path):
+    path = tmp_path / "double.case1.npz"
+    np.savez(path, **{"in.x": np.arange(3.0), "out.y": np.arange(3.0) * 2, "meta": "{}"})
+    seen = []
+
+    def run_double(case):
+        seen.append(torch.rand(1).item())
+        assert_close(case.tensor("x") * 2, case.expected("y"), name="y")
+
+    run_case(path, {"double": run_double})
+    run_case(path, {"double": run_double})
+    assert len(seen) == 2 and seen[0] == seen[1]  # seeded before every runner
+    with pytest.raises(pytest.fail.Exception, match="'double'.*known: \\['other'\\]"):
+        run_case(path, {"other": run_double})
 
 
 def test_missing_fixtures_raise_on_load():

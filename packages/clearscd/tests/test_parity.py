@@ -20,7 +20,7 @@ from clearscd.model.sacl import (
     region_queries_hard,
     region_queries_mean,
 )
-from semcommon.testing import Case, assert_close, case_params, load_case, load_weights
+from semcommon.testing import Case, assert_close, case_params, load_weights, run_case
 
 NUM_CLASSES = 9
 
@@ -222,9 +222,4 @@ RUNNERS: dict[str, Callable[[Case], None]] = {
 
 @pytest.mark.parametrize("path", case_params("clearscd"))
 def test_case(path) -> None:
-    case = load_case(path)
-    runner = RUNNERS.get(case.target)
-    if runner is None:
-        pytest.fail(f"no parity runner for fixture target {case.target!r} ({case.path.name}); add one to RUNNERS")
-    torch.manual_seed(0)
-    runner(case)
+    run_case(path, RUNNERS)

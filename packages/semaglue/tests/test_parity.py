@@ -12,7 +12,7 @@ from torch import nn
 from semaglue import geometry, metrics
 from semaglue.config import SegNextConfig, SemaGlueConfig, SuperPointConfig
 from semaglue.model import CDA, SAF, MatchAssignment, SegNext, SemaGlue, SuperPoint, filter_matches, simple_nms
-from semcommon.testing import Case, assert_close, case_params, load_case, load_weights
+from semcommon.testing import Case, assert_close, case_params, load_weights, run_case
 
 CLOSED_FORM_RTOL = 1e-9  # README: closed-form metrics outputs
 ESTIMATOR_RT_ATOL = 1e-6  # README: R/t of the robust estimators
@@ -208,8 +208,4 @@ RUNNERS: dict[str, Callable[[Case], None]] = {
 
 @pytest.mark.parametrize("path", case_params("semaglue"))
 def test_case(path) -> None:
-    case = load_case(path)
-    runner = RUNNERS.get(case.target)
-    if runner is None:
-        pytest.fail(f"no parity runner for fixture target {case.target!r} ({case.path.name}); known: {sorted(RUNNERS)}")
-    runner(case)
+    run_case(path, RUNNERS)

@@ -11,7 +11,15 @@ import torch
 from torch import nn
 
 from semcommon.kernels import gwc_volume_norm
-from semcommon.testing import Case, assert_close, case_params, fixtures_dir, load_case, load_weights, require_fixtures
+from semcommon.testing import (
+    Case,
+    assert_close,
+    case_params,
+    fixtures_dir,
+    load_weights,
+    require_fixtures,
+    run_case,
+)
 from semstereo import losses, metrics
 from semstereo.config import half_config
 from semstereo.model import AttentionBlock, ChannelAtt, Conv2x, SegmentHead, SemStereo, SSRUpsample
@@ -253,11 +261,7 @@ RUNNERS: dict[str, Callable[[Case], None]] = {
 
 @pytest.mark.parametrize("path", case_params("semstereo"))
 def test_parity(path) -> None:
-    case = load_case(path)
-    runner = RUNNERS.get(case.target)
-    if runner is None:
-        pytest.fail(f"no parity runner for fixture target {case.target!r} ({path}); add one to RUNNERS")
-    runner(case)
+    run_case(path, RUNNERS)
 
 
 def test_every_readme_target_has_a_runner() -> None:

@@ -13,7 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from semcommon.testing import Case, assert_close, case_files, case_params, load_case, load_weights, require_fixtures
+from semcommon.testing import (
+    Case,
+    assert_close,
+    case_files,
+    case_params,
+    load_weights,
+    require_fixtures,
+    run_case,
+)
 from sgdepth_pkd.config import SGDepthConfig
 from sgdepth_pkd.geometry import transformation_from_parameters, warp_frames
 from sgdepth_pkd.losses import (
@@ -224,12 +232,7 @@ RUNNERS: dict[str, Callable[[Case], None]] = {
 
 @pytest.mark.parametrize("path", case_params(PACKAGE))
 def test_case(path) -> None:
-    case = load_case(path)
-    runner = RUNNERS.get(case.target)
-    if runner is None:
-        pytest.fail(f"no parity runner for fixture target {case.target!r} ({case.path.name}); add one to RUNNERS")
-    torch.manual_seed(0)
-    runner(case)
+    run_case(path, RUNNERS)
 
 
 @pytest.mark.parametrize("target", sorted(RUNNERS))

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 import torch
 
-from semcommon.testing import Case, assert_close, case_params, load_case, load_weights
+from semcommon.testing import Case, assert_close, case_params, load_weights, run_case
 from ssp.config import HieraConfig, ImageModelConfig, VideoModelConfig
 from ssp.losses import consistency_loss, consistent_teacher_logits, kd_loss, kl_div_soft_label, ssp_loss
 from ssp.metrics import (
@@ -152,8 +152,4 @@ RUNNERS: dict[str, Callable[[Case], None]] = {
 
 @pytest.mark.parametrize("path", case_params("ssp"))
 def test_case(path) -> None:
-    case = load_case(path)
-    runner = RUNNERS.get(case.target)
-    if runner is None:
-        pytest.fail(f"no runner for fixture target {case.target!r} ({case.path.name}); known: {sorted(RUNNERS)}")
-    runner(case)
+    run_case(path, RUNNERS)

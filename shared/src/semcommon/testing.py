@@ -7,19 +7,23 @@ inputs, ``out.<name>`` expected outputs and a ``meta`` JSON string; ``<target>.w
 
 Typical use in a test module::
 
-    from semcommon.testing import case_params, load_case, assert_close
+    from semcommon.testing import Case, assert_close, case_params, run_case
+
+    def run_gwc(case: Case) -> None:
+        assert_close(gwc(case.tensor("ref"), ...), case.expected("volume"), name="volume")
+
+    RUNNERS = {"gwc_volume_norm": run_gwc}
 
     @pytest.mark.parametrize("path", case_params("semstereo"))
     def test_case(path):
-        case = load_case(path)
-        ...
-        assert_close(actual, case.outputs["out"], rtol=1e-4, name="out")
+        run_case(path, RUNNERS)
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +45,7 @@ __all__ = [
     "manifest_params",
     "repo_root",
     "require_fixtures",
+    "run_case",
 ]
 
 
@@ -183,6 +188,22 @@ def load_case(path: str | Path | MissingFixtures) -> Case:
             elif key == "meta":
                 case.meta = json.loads(str(data[key]))
     return case
+
+
+def run_case(path: str | Path | MissingFixtures, runners: Mapping[str, Callable[[Case], None]], seed: int = 0) -> None:
+    """Load a case file and run the runner registered for its target, with torch seeded to ``seed``.
+
+    A case whose target has no runner fails the test, naming the file and the known targets, so a new fixture
+    target is never silently ignored.
+    """
+    import pytest
+
+    case = load_case(path)
+    runner = runners.get(case.target)
+    if runner is None:
+        pytest.fail(f"no parity runner for fixture target {case.target!r} ({case.path.name}); known: {sorted(runners)}")
+    torch.manual_seed(seed)
+    runner(case)
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
