@@ -38,3 +38,16 @@ def test_dispatch_lets_unexpected_errors_through():
 def test_print_row(capsys):
     print_row({"model": "m", "params": 3})
     assert capsys.readouterr().out == "model: m\nparams: 3\n"
+
+
+def test_check_cli_accepts_a_package_cli_and_catches_a_broken_one(capsys):
+    from semcommon.testing import check_cli
+
+    parser, _ = package_parser("toy", "a toy package")
+
+    def main(argv):
+        return dispatch("toy", parser.parse_args(argv), {})
+
+    check_cli(main, list(STANDARD_COMMANDS), capsys)
+    with pytest.raises(AssertionError, match="fly --help exited 2"):  # not a command of this CLI
+        check_cli(main, ["fly"], capsys)

@@ -1,20 +1,11 @@
 import pytest
 
-from semaglue.cli import build_parser, main
+from semaglue.cli import main
+from semcommon.testing import check_cli
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo", "match-pairs"])
-def test_subcommand_help(command, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([command, "--help"])
-    assert exc.value.code == 0
-    assert command in capsys.readouterr().out
-
-
-def test_unknown_subcommand_fails():
-    with pytest.raises(SystemExit) as exc:
-        build_parser().parse_args(["fly"])
-    assert exc.value.code != 0
+def test_subcommands_have_help_and_unknown_fails(capsys):
+    check_cli(main, ["train", "evaluate", "predict", "demo", "match-pairs"], capsys)
 
 
 def test_match_pairs_help_lists_every_flag(capsys):

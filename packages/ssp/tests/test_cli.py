@@ -1,17 +1,6 @@
-import pytest
-
-from ssp.cli import build_parser, main
-
-
-@pytest.mark.parametrize("command", ["train", "evaluate", "predict", "demo"])
-def test_subcommand_help(command, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main([command, "--help"])
-    assert exc.value.code == 0
-    assert command in capsys.readouterr().out
+from semcommon.testing import check_cli
+from ssp.cli import main
 
 
-def test_unknown_subcommand_fails():
-    with pytest.raises(SystemExit) as exc:
-        build_parser().parse_args(["fly"])
-    assert exc.value.code != 0
+def test_subcommands_have_help_and_unknown_fails(capsys):
+    check_cli(main, ["train", "evaluate", "predict", "demo"], capsys)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ __all__ = [
     "assert_close",
     "case_files",
     "case_params",
+    "check_cli",
     "compare_state_dict_shapes",
     "fixtures_dir",
     "load_case",
@@ -188,6 +189,22 @@ def load_case(path: str | Path | MissingFixtures) -> Case:
             elif key == "meta":
                 case.meta = json.loads(str(data[key]))
     return case
+
+
+def check_cli(main: Callable[[list[str]], int], commands: Sequence[str], capsys: Any) -> None:
+    """A package CLI: ``<command> --help`` exits 0 and names the command for each of ``commands``; an unknown
+    sub-command exits non-zero. ``capsys`` is pytest's fixture."""
+    import pytest
+
+    for command in commands:
+        with pytest.raises(SystemExit) as exc:
+            main([command, "--help"])
+        assert exc.value.code == 0, f"{command} --help exited {exc.value.code}"
+        assert command in capsys.readouterr().out, f"{command} --help does not name the command"
+    with pytest.raises(SystemExit) as exc:
+        main(["no-such-command"])
+    assert exc.value.code != 0, "an unknown sub-command exited 0"
+    capsys.readouterr()
 
 
 def run_case(path: str | Path | MissingFixtures, runners: Mapping[str, Callable[[Case], None]], seed: int = 0) -> None:
