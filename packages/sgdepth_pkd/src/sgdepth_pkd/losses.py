@@ -85,6 +85,16 @@ def _check_same_shape(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
         raise ValueError(f"{names}: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
 
 
+def _check_moving_mask(moving_mask: torch.Tensor | None, like: torch.Tensor) -> None:
+    """A DC moving mask (if given) must be B×H×W for the B×C×H×W tensor ``like``."""
+    if moving_mask is None:
+        return
+    check_tensor(moving_mask, "moving_mask", ndim=3)
+    expected = (like.shape[0], *like.shape[-2:])
+    if moving_mask.shape != expected:
+        raise ValueError(f"moving_mask: expected B×H×W = {expected}, got {tuple(moving_mask.shape)}")
+
+
 # ----------------------------------------------------------------------------------------------- photometric (§c.2)
 
 
@@ -114,6 +124,14 @@ def photometric_error(pred: torch.Tensor, target: torch.Tensor, ssim_weight: flo
     return ssim_weight * ssim + (1 - ssim_weight) * l1
 
 
+def _frame_errors(
+    target: torch.Tensor, frames: Sequence[torch.Tensor], min_reprojection: bool, ssim_weight: float
+) -> torch.Tensor:
+    """Photometric errors of ``frames`` against ``target``: B×F×H×W, or their average B×1×H×W."""
+    errors = torch.cat([photometric_error(frame, target, ssim_weight) for frame in frames], dim=1)
+    return errors if min_reprojection else errors.mean(1, keepdim=True)
+
+
 def reprojection_loss_map(
     target: torch.Tensor,
     sources: Sequence[torch.Tensor],
@@ -121,23 +139,21 @@ def reprojection_loss_map(
     automasking: bool = True,
     min_reprojection: bool = True,
     ssim_weight: float = 0.85,
+    identity: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Per-pixel reprojection loss B×H×W from the target B×3×H×W, unwarped sources and their warps (same order).
 
     With ``min_reprojection`` the minimum over the frames is taken, otherwise their average; with ``automasking``
     the (equally reduced) errors of the unwarped sources join the minimum (monodepth2, no tie-break noise).
+    ``identity`` passes those unwarped-source errors precomputed (they do not depend on the scale).
     """
     if not warped or (automasking and len(sources) != len(warped)):
         raise ValueError(f"sources/warped: need matching non-empty lists, got {len(sources)} and {len(warped)}")
-    reprojection = torch.cat([photometric_error(w, target, ssim_weight) for w in warped], dim=1)
-    if not min_reprojection:
-        reprojection = reprojection.mean(1, keepdim=True)
-    errors = reprojection
+    errors = _frame_errors(target, warped, min_reprojection, ssim_weight)
     if automasking:
-        identity = torch.cat([photometric_error(s, target, ssim_weight) for s in sources], dim=1)
-        if not min_reprojection:
-            identity = identity.mean(1, keepdim=True)
-        errors = torch.cat([identity, reprojection], dim=1)
+        if identity is None:
+            identity = _frame_errors(target, sources, min_reprojection, ssim_weight)
+        errors = torch.cat([identity, errors], dim=1)
     return errors.min(dim=1).values
 
 
@@ -175,12 +191,11 @@ def depth_reprojection_losses(
         raise ValueError(f"images: need the target frame 0 and at least one source, got frames {list(images)}")
     target = check_tensor(images[0], "images[0]", ndim=4)
     frames = sorted(f for f in images if f != 0)
-    if moving_mask is not None:
-        check_tensor(moving_mask, "moving_mask", ndim=3)
-        if moving_mask.shape != (target.shape[0], *target.shape[-2:]):
-            raise ValueError(
-                f"moving_mask: expected B×H×W = {(target.shape[0], *target.shape[-2:])}, got {tuple(moving_mask.shape)}"
-            )
+    _check_moving_mask(moving_mask, target)
+    sources = [images[f] for f in frames]
+    identity = (
+        _frame_errors(target, sources, config.min_reprojection, config.ssim_weight) if config.automasking else None
+    )
     losses: dict[str, torch.Tensor] = {}
     for scale in range(config.num_scales):
         missing = [key for key in [("disp", scale), *(("color", f, scale) for f in frames)] if key not in outputs]
@@ -188,7 +203,7 @@ def depth_reprojection_losses(
             raise KeyError(f"outputs: missing {missing}")
         warped = [outputs[("color", f, scale)] for f in frames]
         loss_map = reprojection_loss_map(
-            target, [images[f] for f in frames], warped, config.automasking, config.min_reprojection, config.ssim_weight
+            target, sources, warped, config.automasking, config.min_reprojection, config.ssim_weight, identity
         )
         if moving_mask is not None:
             loss_map = loss_map * moving_mask
@@ -368,14 +383,10 @@ def patch_kd_loss(
     counts = torch.as_tensor(patch_counts)
     if counts.ndim != 1 or counts.is_floating_point() or (counts < 0).any():
         raise ValueError(f"patch_counts: expected a 1-D sequence of non-negative integers, got {counts.tolist()}")
-    batch, height, width = disp.shape[0], *disp.shape[-2:]
+    height, width = disp.shape[-2:]
     target = disp_a.detach()
+    _check_moving_mask(moving_mask, disp)
     if moving_mask is not None:
-        check_tensor(moving_mask, "moving_mask", ndim=3)
-        if moving_mask.shape != (batch, *disp.shape[-2:]):
-            raise ValueError(
-                f"moving_mask: expected B×H×W = {(batch, *disp.shape[-2:])}, got {tuple(moving_mask.shape)}"
-            )
         mask = moving_mask if mask_broadcast == "authors" else moving_mask[:, None]
         disp, target = disp * mask, target * mask
     num_patches = int(counts.sum())
