@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from semcommon.io import read_depth
+from sgdepth_pkd.patch_kd.select import Rect
 
 __all__ = [
     "DisparityTeacher",
@@ -34,8 +35,6 @@ __all__ = [
     "freeze",
     "resize_stack",
 ]
-
-Rect = tuple[int, int, int, int]
 
 
 class DisparityTeacher(Protocol):
