@@ -135,7 +135,9 @@ class TrainingConfig:
     """Training recipe of the paper (spec §d, CLI defaults of §g).
 
     ``scheduler_gamma_is_lr`` reproduces SGDepth's quirk of passing the learning rate as StepLR gamma (the lr drops
-    ×1e-4 at epoch 15); it is on by default because that is how the published model was trained.
+    ×1e-4 at epoch 15); it is on by default because that is how the published model was trained. Loss options
+    (smoothness, automasking, average reprojection) live in :class:`sgdepth_pkd.losses.DepthLossConfig`, the DC-masking
+    schedule in :class:`sgdepth_pkd.masking.DCMaskingConfig`; ``masking_enable`` only says whether it is used.
     """
 
     learning_rate: float = 1e-4
@@ -146,13 +148,7 @@ class TrainingConfig:
     scheduler_gamma_is_lr: bool = True
     depth_batch_size: int = 6
     seg_batch_size: int = 6
-    disparity_smoothness: float = 1e-3
-    avg_reprojection: bool = False
-    disable_automasking: bool = False
     masking_enable: bool = False
-    masking_from_epoch: int = 15
-    moving_mask_percent: float = 0.15
-    masking_linear_increase: bool = False
 
     @property
     def scheduler_gamma(self) -> float:
