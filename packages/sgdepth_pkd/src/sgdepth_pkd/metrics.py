@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from semcommon.metrics import ConfusionMatrix, depth_metrics
-from sgdepth_pkd.geometry import disp_to_depth
+from sgdepth_pkd.geometry import check_tensor, disp_to_depth
 
 __all__ = [
     "DEPTH_METRIC_NAMES",
@@ -106,8 +106,9 @@ def predicted_depth(
 ) -> torch.Tensor:
     """Sigmoid disparity B×1×h×w → depth B×1×H×W at the ground truth size: the *scaled* disparity is upsampled
     bilinearly (align_corners=False) and then inverted."""
-    if not isinstance(disp, torch.Tensor) or disp.ndim != 4 or disp.shape[1] != 1:
-        raise ValueError(f"disp: expected a B×1×h×w tensor, got {getattr(disp, 'shape', type(disp).__name__)}")
+    check_tensor(disp, "disp", ndim=4)
+    if disp.shape[1] != 1:
+        raise ValueError(f"disp: expected a B×1×h×w tensor, got shape {tuple(disp.shape)}")
     scaled, _ = disp_to_depth(disp, min_depth, max_depth)
     return 1.0 / F.interpolate(scaled, size=size, mode="bilinear", align_corners=False)
 
@@ -187,10 +188,9 @@ def evaluate_depth_batch(
     gt = _numpy(depth_gt, "depth_gt")
     if gt.ndim == 4 and gt.shape[1] == 1:
         gt = gt[:, 0]
-    if gt.ndim != 3 or not isinstance(disp, torch.Tensor) or gt.shape[0] != disp.shape[0]:
+    check_tensor(disp, "disp", ndim=4)
+    if gt.ndim != 3 or gt.shape[0] != disp.shape[0]:
         raise ValueError(f"depth_gt: expected B×1×H×W matching disp's batch, got {gt.shape}")
-    if not torch.isfinite(disp).all():
-        raise ValueError("disp: contains NaN or infinite values")
     score = score if score is not None else DepthRunningScore()
     with torch.no_grad():
         pred = predicted_depth(disp, gt.shape[-2:], min_depth, max_depth)[:, 0].cpu().numpy()
@@ -205,10 +205,7 @@ def evaluate_depth_batch(
 
 def segmentation_prediction(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Logits B×K×h×w → label map B×H×W (int64): nearest upsampling to the ground-truth size, then argmax."""
-    if not isinstance(logits, torch.Tensor) or logits.ndim != 4:
-        raise ValueError(f"logits: expected a B×K×h×w tensor, got {getattr(logits, 'shape', type(logits).__name__)}")
-    if not torch.isfinite(logits).all():
-        raise ValueError("logits: contains NaN or infinite values")
+    check_tensor(logits, "logits", ndim=4)
     return F.interpolate(logits, size=size, mode="nearest").argmax(dim=1)
 
 
