@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from semcommon.kernels import concat_volume, corr_lookup, corr_pyramid, gwc_volume_norm, warp_by_disparity
-from semcommon.kernels.stereo import shifted_right
+from semcommon.kernels.stereo import shifted_windows
 
 
 def naive_gwc_norm(left, right, disp_min, disp_max, groups, eps=1e-5):
@@ -30,16 +30,17 @@ def test_gwc_volume_norm_matches_loop(disp_min, disp_max):
 
 
 @pytest.mark.parametrize("disp_min,disp_max", [(-4, 4), (0, 3), (-20, 20), (5, 7)])
-def test_shifted_right_matches_slicing(disp_min, disp_max):
+def test_shifted_windows_match_slicing(disp_min, disp_max):
     right = torch.randn(2, 3, 4, 9)
-    got = shifted_right(right, disp_min, disp_max)
+    got = shifted_windows(right, disp_min, disp_max)
     assert got.shape == (2, 3, disp_max - disp_min, 4, 9)
-    for j, d in enumerate(range(disp_min, disp_max)):
+    for k in range(disp_max - disp_min):
+        d = disp_max - 1 - k  # windows run in descending disparity order
         expected = torch.zeros_like(right)
         for x in range(9):
             if 0 <= x - d < 9:
                 expected[..., x] = right[..., x - d]
-        torch.testing.assert_close(got[:, :, j], expected, rtol=0, atol=0)
+        torch.testing.assert_close(got[:, :, k], expected, rtol=0, atol=0)
 
 
 def test_gwc_volume_norm_gradients():

@@ -37,14 +37,6 @@ def shifted_windows(right: torch.Tensor, disp_min: int, disp_max: int) -> torch.
     )
 
 
-def shifted_right(right: torch.Tensor, disp_min: int, disp_max: int) -> torch.Tensor:
-    """Right features shifted by every integer disparity: ``B×C×D×H×W``, plane j = ``right[..., x - (disp_min + j)]``.
-
-    Out-of-image columns are 0; no loop over disparities.
-    """
-    return shifted_windows(right, disp_min, disp_max).flip(-3)
-
-
 def gwc_volume_norm(
     left: torch.Tensor, right: torch.Tensor, disp_min: int, disp_max: int, num_groups: int, eps: float = 1e-5
 ) -> torch.Tensor:
