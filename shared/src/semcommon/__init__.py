@@ -2,8 +2,8 @@
 
 Modules: ``io`` (images, PFM, disparity/depth maps), ``metrics`` (confusion matrix, disparity, depth, pose AUC),
 ``checkpoint`` (safe load, atomic save, key remapping and reports), ``viz`` (colour maps, panels, match drawings),
-``runtime`` (seeding, device choice, progress, logging), ``cli`` (the shared command-line frame), ``kernels`` (cost volumes, RAFT correlation) and
-``testing`` (parity fixtures).
+``runtime`` (seeding, device choice, progress, logging), ``cli`` (the shared command-line frame), ``kernels`` (cost
+volumes, RAFT correlation) and ``testing`` (parity fixtures).
 """
 
 __version__ = "0.1.0"
