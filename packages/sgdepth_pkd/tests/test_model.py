@@ -95,6 +95,15 @@ def test_batch_packing_matches_separate_calls(small_model: SGDepth) -> None:
     assert mask.dtype == torch.int64 and mask.shape == (2, 1, H, W) and set(mask.unique().tolist()) <= {0, 1}
 
 
+def test_predict_runs_both_tasks_from_one_shared_pass(small_model: SGDepth) -> None:
+    images = torch.randn(2, 3, 64, 96)
+    with torch.no_grad():
+        disps, logits = small_model.predict(images)
+        for ours, separate in zip(disps, small_model.predict_disparities(images), strict=True):
+            torch.testing.assert_close(ours, separate, rtol=0, atol=0)
+        torch.testing.assert_close(logits, small_model.predict_segmentation(images), rtol=0, atol=0)
+
+
 def test_label_map_option_exposes_classes(small_model: SGDepth) -> None:
     config = SGDepthConfig(num_layers=18, num_layers_pose=18, sdcon_label_map="classes")
     model = SGDepth(config).eval()

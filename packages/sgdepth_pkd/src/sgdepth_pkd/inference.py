@@ -72,10 +72,10 @@ def predict_image(model: SGDepth, image: np.ndarray | str | Path, size: tuple[in
     device = next(model.parameters()).device
     model.eval()
     x = preprocess(rgb, size).to(device)
-    disp = model.predict_disparity(x)
+    disps, logits = model.predict(x)
+    disp = disps[0]
     if not torch.isfinite(disp).all():
         raise ValueError("model produced a non-finite disparity (NaN or infinite weights?)")
-    logits = model.predict_segmentation(x)
     full = tuple(rgb.shape[:2])
     depth = predicted_depth(disp, full, model.config.min_depth, model.config.max_depth)
     disparity = F.interpolate(disp, size=full, mode="bilinear", align_corners=False)

@@ -6,7 +6,8 @@ Two interfaces:
 * the original batch-dict forward ``model(batch)`` — ``batch`` is a sequence of per-dataset dicts with keys
   ``('color_aug', f, 0)`` (f ∈ {0, −1, +1}) and ``'purposes'``; it returns one output dict per dataset with the original
   keys ``('disp', r)``, ``('segmentation_logits', 0)``, ``('segmentation_mask', 0)``, ``('cam_T_cam', 0, ±1)``;
-* tensor methods ``predict_disparity``, ``predict_disparities``, ``predict_segmentation``, ``predict_pose``.
+* tensor methods ``predict``, ``predict_disparity``, ``predict_disparities``, ``predict_segmentation``,
+  ``predict_pose``.
 """
 
 from __future__ import annotations
@@ -159,6 +160,13 @@ class SGDepth(nn.Module):
         _check_images("images", images)
         _, seg_slots = self.common(images)
         return self.seg(seg_slots)
+
+    def predict(self, images: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+        """Both tasks from one pass through the shared part: (disparities as :meth:`predict_disparities`, logits as
+        :meth:`predict_segmentation`)."""
+        _check_images("images", images)
+        depth_slots, seg_slots = self.common(images)
+        return self.depth(depth_slots), self.seg(seg_slots)
 
     def predict_pose(self, first: torch.Tensor, second: torch.Tensor, invert: bool) -> torch.Tensor:
         """Two B×3×H×W frames → B×1×1×4×4 transform of the pose net on cat(first, second) (``invert`` as original)."""
