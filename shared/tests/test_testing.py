@@ -7,12 +7,18 @@ import torch
 from semcommon.testing import (
     MissingFixtures,
     assert_close,
+    assert_close_outside,
     case_files,
+    check_outputs,
     compare_state_dict_shapes,
     fixtures_dir,
     load_case,
     load_weights,
+    mask_footprint,
+    max_abs_error,
+    parity_device,
     run_case,
+    topk_near_ties,
 )
 
 
@@ -70,3 +76,55 @@ def test_compare_state_dict_shapes():
     assert problems and "order" in problems[0]
     problems = compare_state_dict_shapes({"a": [2], "c": [1], "b": [3, 2]}, state)
     assert "missing key c [1]" in problems and any("shape of b" in p for p in problems)
+
+
+def test_topk_near_ties_and_footprint():
+    values = np.zeros((1, 4, 2, 3))
+    values[0, :, 0, 0] = [5.0, 3.0, 3.0 - 1e-7, 0.0]  # 2nd/3rd gap 1e-7: a near-tie for k=2
+    values[0, :, 1, 2] = [5.0, 3.0, 1.0, 0.0]  # clear gap
+    ties = topk_near_ties(values, k=2, axis=1, threshold=1e-6)
+    assert ties.shape == (1, 2, 3) and ties[0, 0, 0] and not ties[0, 1, 2]
+    assert not topk_near_ties(values, k=1, axis=1, threshold=1e-6)[0, 0, 0]
+    with pytest.raises(ValueError, match="k=4"):
+        topk_near_ties(values, k=4, axis=1, threshold=1e-6)
+    single = np.zeros((5, 5), bool)
+    single[2, 2] = True
+    assert mask_footprint(single, dilate=1).sum() == 9
+    assert mask_footprint(single, dilate=0, scale=4).shape == (20, 20)
+    assert mask_footprint(single, dilate=1, scale=2).sum() == 36
+
+
+def test_assert_close_outside_is_bounded():
+    expected = np.zeros((10, 10))
+    actual = expected.copy()
+    actual[0, 0] = 5.0
+    mask = np.zeros((10, 10), bool)
+    mask[0, 0] = True
+    assert_close_outside(actual, expected, mask, atol=1e-3, max_fraction=0.2)
+    with pytest.raises(AssertionError, match="outside the near-tie mask"):
+        assert_close_outside(actual, expected, np.zeros_like(mask), atol=1e-3, max_fraction=0.2)
+    with pytest.raises(AssertionError, match="covers 100.0%"):
+        assert_close_outside(actual, expected, np.ones_like(mask), atol=1e-3, max_fraction=0.2)
+    assert max_abs_error(actual, expected) == 5.0
+
+
+def test_check_outputs_checks_what_the_case_holds(tmp_path):
+    path = tmp_path / "t.case1.npz"
+    np.savez(path, **{"in.x": np.ones(2), "out.y": np.ones(2), "out.debug": np.zeros(2), "meta": "{}"})
+    case = load_case(path)
+    check_outputs(case, {"y": torch.ones(2), "debug": torch.zeros(2), "extra": torch.ones(3)}, required=["y"])
+    with pytest.raises(AssertionError, match="debug"):
+        check_outputs(case, {"y": torch.ones(2), "debug": torch.ones(2)}, required=["y"])
+    with pytest.raises(AssertionError, match="lacks the required outputs \\['z'\\]"):
+        check_outputs(case, {"y": torch.ones(2), "debug": torch.zeros(2), "z": torch.ones(1)}, required=["y", "z"])
+    with pytest.raises(AssertionError, match="not produced"):
+        check_outputs(case, {"y": torch.ones(2)}, required=["y"])
+
+
+def test_parity_device(monkeypatch):
+    monkeypatch.delenv("SEMVISION_DEVICE", raising=False)
+    assert parity_device() == torch.device("cpu")
+    if not torch.cuda.is_available():
+        monkeypatch.setenv("SEMVISION_DEVICE", "cuda")
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            parity_device()

@@ -35,18 +35,24 @@ __all__ = [
     "Case",
     "MissingFixtures",
     "assert_close",
+    "assert_close_outside",
     "case_files",
     "case_params",
     "check_cli",
+    "check_outputs",
     "compare_state_dict_shapes",
     "fixtures_dir",
     "load_case",
     "load_manifest",
     "load_weights",
     "manifest_params",
+    "mask_footprint",
+    "max_abs_error",
+    "parity_device",
     "repo_root",
     "require_fixtures",
     "run_case",
+    "topk_near_ties",
 ]
 
 
@@ -163,8 +169,8 @@ class Case:
         return self.path.with_name(f"{self.target}.weights.npz")
 
     def tensor(self, name: str) -> torch.Tensor:
-        """Input ``name`` as a torch tensor (0-d inputs become 0-d tensors)."""
-        return torch.from_numpy(np.array(self.inputs[name]))
+        """Input ``name`` as a torch tensor on :func:`parity_device` (0-d inputs become 0-d tensors)."""
+        return torch.from_numpy(np.array(self.inputs[name])).to(parity_device())
 
     def scalar(self, name: str) -> int | float | bool:
         """A 0-d input as a Python scalar."""
@@ -320,3 +326,106 @@ def assert_close(
     tol = atol if atol is not None else rtol * max(1.0, scale)
     if not err <= tol:
         raise AssertionError(f"{name}: max abs error {err:.3g} > tolerance {tol:.3g} (max|expected| {scale:.3g})")
+
+
+def max_abs_error(actual: Any, expected: Any) -> float:
+    """``max |actual - expected|`` over the finite expected entries (0.0 when there are none)."""
+    a, e = _to_numpy(actual).astype(np.float64), _to_numpy(expected).astype(np.float64)
+    if a.shape != e.shape:
+        raise AssertionError(f"shape {a.shape} != expected {e.shape}")
+    finite = np.isfinite(e)
+    return float(np.max(np.abs(a[finite] - e[finite]))) if finite.any() else 0.0
+
+
+def topk_near_ties(values: Any, k: int, axis: int, threshold: float) -> np.ndarray:
+    """Positions where the ``k``-th and ``(k+1)``-th largest entries along ``axis`` differ by less than ``threshold``.
+
+    These are the positions where a top-``k`` selection may legitimately flip between two backends whose values
+    differ by about ``threshold``; the result has the shape of ``values`` without ``axis``.
+    """
+    v = _to_numpy(values).astype(np.float64)
+    if not 0 < k < v.shape[axis]:
+        raise ValueError(f"k={k} must lie in [1, {v.shape[axis] - 1}] for {v.shape[axis]} values along axis {axis}")
+    ordered = -np.sort(-v, axis=axis)
+    kth = np.take(ordered, k - 1, axis=axis)
+    next_ = np.take(ordered, k, axis=axis)
+    return (kth - next_) < threshold
+
+
+def mask_footprint(mask: np.ndarray, dilate: int = 1, scale: int = 1) -> np.ndarray:
+    """Dilate a boolean mask by ``dilate`` pixels (a (2d+1)×(2d+1) square over the last two axes), then repeat every
+    pixel ``scale`` times along both (its footprint at ``scale``× the resolution)."""
+    out = np.asarray(mask, dtype=bool)
+    if dilate > 0:
+        h, w = out.shape[-2:]
+        padded = np.pad(out, [(0, 0)] * (out.ndim - 2) + [(dilate, dilate), (dilate, dilate)])
+        grown = np.zeros_like(out)
+        for dy in range(2 * dilate + 1):
+            for dx in range(2 * dilate + 1):
+                grown |= padded[..., dy : dy + h, dx : dx + w]
+        out = grown
+    if scale > 1:
+        out = out.repeat(scale, axis=-2).repeat(scale, axis=-1)
+    return out
+
+
+def assert_close_outside(
+    actual: Any, expected: Any, mask: np.ndarray, *, atol: float, max_fraction: float, name: str = "output"
+) -> None:
+    """Every entry outside ``mask`` within ``atol``; the mask may cover at most ``max_fraction`` of the entries, so a
+    check that masks near-ties can never become vacuous."""
+    a, e = _to_numpy(actual).astype(np.float64), _to_numpy(expected).astype(np.float64)
+    if a.shape != e.shape:
+        raise AssertionError(f"{name}: shape {a.shape} != expected {e.shape}")
+    mask = np.broadcast_to(np.asarray(mask, dtype=bool), e.shape)
+    fraction = float(mask.mean())
+    if fraction > max_fraction:
+        raise AssertionError(f"{name}: near-tie mask covers {fraction:.1%} of the entries > {max_fraction:.0%}")
+    keep = ~mask
+    err = float(np.max(np.abs(a[keep] - e[keep]))) if keep.any() else 0.0
+    if not err <= atol:
+        raise AssertionError(f"{name}: max abs error {err:.3g} outside the near-tie mask > tolerance {atol:.3g}")
+
+
+def check_outputs(
+    case: Case,
+    actual: Mapping[str, Any],
+    *,
+    required: Sequence[str] | None = None,
+    tolerances: Mapping[str, Mapping[str, float]] | None = None,
+    default: Mapping[str, float] | None = None,
+    skip: Sequence[str] = (),
+) -> None:
+    """Compare every output the case holds with ``actual`` (extra produced outputs are ignored).
+
+    ``required`` names the outputs every case of the target must carry (default: all of ``actual``); a case output
+    the code does not produce fails. ``tolerances[name]`` (else ``default``, else ``rtol=1e-4``) are the keyword
+    arguments of :func:`assert_close`; names in ``skip`` are checked by the caller.
+    """
+    required = list(actual) if required is None else list(required)
+    missing = [name for name in required if name not in case.outputs]
+    assert not missing, f"{case.path.name}: case lacks the required outputs {missing}"
+    unproduced = sorted(set(case.outputs) - set(actual) - set(skip))
+    assert not unproduced, f"{case.path.name}: outputs {unproduced} in the case are not produced"
+    tolerances = tolerances or {}
+    for name, expected in case.outputs.items():
+        if name in skip:
+            continue
+        options = tolerances.get(name, default if default is not None else {"rtol": 1e-4})
+        assert_close(actual[name], expected, name=name, **options)
+
+
+def parity_device() -> torch.device:
+    """The device parity tests run on: ``$SEMVISION_DEVICE`` (``cpu`` by default, e.g. ``cuda``, ``cuda:1``).
+
+    On CUDA, TF32 is switched off so float32 matmuls and convolutions stay float32. A requested device that is
+    not available fails instead of silently falling back to the CPU.
+    """
+    name = os.environ.get("SEMVISION_DEVICE", "cpu") or "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"SEMVISION_DEVICE={name} but CUDA is not available")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return device
