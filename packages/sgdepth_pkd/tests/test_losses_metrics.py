@@ -382,6 +382,13 @@ def test_evaluate_depth_batch_averages_over_images() -> None:
     assert ratio_summary(score.ratios) == pytest.approx((3.0 / expected_pred, 0.0), rel=1e-6)
 
 
+def test_ratio_summary_first_quarter_option() -> None:
+    ratios = [2.0, 2.0, 4.0, 4.0, 8.0, 8.0, 8.0, 8.0]
+    assert ratio_summary(ratios) == pytest.approx((6.0, np.std(np.array(ratios) / 6.0)))
+    assert ratio_summary(ratios, first_quarter=True) == pytest.approx((2.0, 0.0))
+    assert ratio_summary([5.0, 7.0], first_quarter=True) == pytest.approx((5.0, 0.0))
+
+
 def test_predicted_depth_upsamples_scaled_disparity() -> None:
     depth = predicted_depth(torch.full((1, 1, 2, 3), 0.25), (5, 7))
     assert depth.shape == (1, 1, 5, 7)

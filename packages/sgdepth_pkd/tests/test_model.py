@@ -95,6 +95,15 @@ def test_batch_packing_matches_separate_calls(small_model: SGDepth) -> None:
     assert mask.dtype == torch.int64 and mask.shape == (2, 1, H, W) and set(mask.unique().tolist()) <= {0, 1}
 
 
+def test_batch_frames_of_different_sizes_are_named(small_model: SGDepth) -> None:
+    kitti = {("color_aug", 0, 0): _images(2), ("color_aug", -1, 0): torch.zeros(2, 3, 32, 96), "purposes": ["depth"]}
+    with pytest.raises(ValueError, match=r"batch\[0\]\[\('color_aug', -1, 0\)\].*differs"):
+        small_model((kitti,))
+    city = {("color_aug", 0, 0): torch.zeros(1, 3, 32, 64), "purposes": ["segmentation"]}
+    with pytest.raises(ValueError, match=r"batch\[1\].*differs from batch\[0\]"):
+        small_model(({("color_aug", 0, 0): _images(1), "purposes": ["depth"]}, city))
+
+
 def test_predict_runs_both_tasks_from_one_shared_pass(small_model: SGDepth) -> None:
     images = torch.randn(2, 3, 64, 96)
     with torch.no_grad():

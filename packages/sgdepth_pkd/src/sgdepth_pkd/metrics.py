@@ -161,11 +161,16 @@ class DepthRunningScore:
         self.ratios.clear()
 
 
-def ratio_summary(ratios: Any) -> tuple[float, float]:
-    """The "Scaling ratios | med | std" line: median of the ratios and std of ratios / median (population std)."""
+def ratio_summary(ratios: Any, first_quarter: bool = False) -> tuple[float, float]:
+    """The "Scaling ratios | med | std" line: median of the ratios and std of ratios / median (population std).
+
+    ``first_quarter`` (``--depth-ratio-on-validation``) summarises only the first ⌊N/4⌋ ratios (at least one).
+    """
     values = _numpy(ratios, "ratios").astype(np.float64).reshape(-1)
     if values.size == 0:
         raise ValueError("ratios: empty")
+    if first_quarter:
+        values = values[: max(1, values.size // 4)]
     median = float(np.median(values))
     return median, float(np.std(values / median))
 

@@ -220,12 +220,27 @@ class SGDepth(nn.Module):
         datasets = list(batch)
         if not datasets:
             raise ValueError("batch: expected at least one dataset dict")
+        size = None
         for index, dataset in enumerate(datasets):
             if ("color_aug", 0, 0) not in dataset:
                 raise ValueError(f"batch[{index}]: missing key ('color_aug', 0, 0)")
+            current = dataset["color_aug", 0, 0]
             for offset in (0, -1, 1):
-                if ("color_aug", offset, 0) in dataset:
-                    _check_images(f"batch[{index}][('color_aug', {offset}, 0)]", dataset["color_aug", offset, 0])
+                if ("color_aug", offset, 0) not in dataset:
+                    continue
+                name = f"batch[{index}][('color_aug', {offset}, 0)]"
+                frame = dataset["color_aug", offset, 0]
+                _check_images(name, frame)
+                if frame.shape != current.shape:
+                    raise ValueError(
+                        f"{name}: shape {tuple(frame.shape)} differs from the current frame's {tuple(current.shape)}"
+                    )
+            if size is not None and current.shape[-2:] != size:
+                raise ValueError(
+                    f"batch[{index}][('color_aug', 0, 0)]: size {tuple(current.shape[-2:])} differs from "
+                    f"batch[0]'s {tuple(size)} (all datasets share one encoder pass)"
+                )
+            size = current.shape[-2:]
         return datasets
 
 
