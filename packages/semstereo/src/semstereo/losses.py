@@ -6,6 +6,7 @@ Disparities are in full-resolution pixels; labels are class maps ``B×H×W`` (fl
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,7 @@ DISP_LOSS_WEIGHTS: tuple[float, ...] = (1.0, 0.6, 0.5, 0.3)
 #: Label-loss factor per training stage (stage 1 = attention weights only).
 LABEL_LOSS_FACTOR: dict[int, float] = {1: 1.6, 2: 2.4}
 IGNORE_CLASS = 5
+Objective = Literal["us3d", "whu"]
 
 
 def disparity_mask(gt: torch.Tensor, maxdisp: int, signed: bool = True) -> torch.Tensor:
@@ -103,19 +105,41 @@ def lrsc_loss(label_right: torch.Tensor, disparity: torch.Tensor, label_left: to
 def train_losses(
     estimates: Sequence[torch.Tensor],
     label_left: torch.Tensor,
-    label_right: torch.Tensor,
+    label_right: torch.Tensor | None,
     gt: torch.Tensor,
     gt_4: torch.Tensor,
-    label: torch.Tensor,
+    label: torch.Tensor | None,
     maxdisp: int = 64,
     stage: int = 2,
+    objective: Objective = "us3d",
+    lrsc: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """The US3D training objective (``train_sample``): ``total = disp_loss + label_loss + lrsc_loss``.
+    """The training objective; ``estimates`` as the model returns them in training mode (stage 2: 4, stage 1: 2).
 
-    ``estimates`` as the model returns them in training mode (stage 2: 4, stage 1: 2). ``gt_4 = gt[:, ::4, ::4]``.
+    ``objective="us3d"`` (``main_us3d.py``): ``total = disp_loss + label_loss + lrsc_loss`` with the signed mask
+    ``-M <= gt < M``. ``objective="whu"``: disparity loss with the mask ``0 < gt < M``; no label loss (WHU has no
+    labels, ``label`` may be ``None``), plus the LRSC self-supervision when ``lrsc`` (its target is ``label`` when
+    given, else the argmax of the detached left logits); ``lrsc=False`` is the released ``main_whu.py`` (disparity
+    only). ``gt_4 = gt[:, ::4, ::4]``.
     """
-    masks = [disparity_mask(gt, maxdisp), disparity_mask(gt_4, maxdisp)] * 2
+    if objective not in ("us3d", "whu"):
+        raise ValueError(f"train_losses: objective must be 'us3d' or 'whu', got {objective!r}")
+    signed = objective == "us3d"
+    masks = [disparity_mask(gt, maxdisp, signed), disparity_mask(gt_4, maxdisp, signed)] * 2
     disp = disparity_loss_train(estimates, [gt, gt_4, gt, gt_4], masks)
-    lab = label_loss(label_left, label, stage=stage)
-    lrsc = lrsc_loss(label_right, estimates[0], label)
-    return {"disp_loss": disp, "label_loss": lab, "lrsc_loss": lrsc, "total": disp + lab + lrsc}
+    zero = disp.new_zeros(())
+    if signed:
+        if label is None or label_right is None:
+            raise ValueError("train_losses: the US3D objective needs the label map and the right-view logits")
+        lab = label_loss(label_left, label, stage=stage)
+        lrsc_term = lrsc_loss(label_right, estimates[0], label) if lrsc else zero
+    else:
+        lab = zero
+        if lrsc:
+            if label_right is None:
+                raise ValueError("train_losses: LRSC needs the right-view logits (model in training mode)")
+            target = label if label is not None else label_left.detach().argmax(1)
+            lrsc_term = lrsc_loss(label_right, estimates[0], target)
+        else:
+            lrsc_term = zero
+    return {"disp_loss": disp, "label_loss": lab, "lrsc_loss": lrsc_term, "total": disp + lab + lrsc_term}

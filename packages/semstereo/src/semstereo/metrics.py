@@ -5,7 +5,8 @@ Disparity (EPE, D1, >t px) with the original per-image rule; segmentation (PA, M
 - ``"original"`` (default, reproduces the authors' numbers): a new 5-class confusion matrix per batch built from
   ``gt·5 + pred`` over all 6 argmax classes, keeping only indices < 25 — so gt 5 is never counted, but a pixel of
   class ``g <= 3`` predicted as 5 lands in ``confusion[g+1, 0]`` and class 4 predicted as 5 is dropped; scalars are
-  averaged over batches (NaN counted as 0), per-class values with a NaN-skipping mean.
+  averaged over batches (a later NaN counted as 0, a NaN in the first batch makes the average NaN), per-class
+  values with a NaN-skipping mean.
 - ``"dataset"`` (corrected): one confusion matrix over the whole test set, gt 5 ignored, a predicted 5 counted as
   a miss of the true class.
 """
@@ -152,10 +153,14 @@ class SegmentationEvaluator:
             self._matrix.update(pred, gt)
             return
         scores = scores_from_confusion(original_confusion(pred_logits, label, self.num_classes))
-        self._batches += 1
-        for key in ("PA", "MPA", "mIoU"):  # AverageMeterDict: NaN added as 0 but counted
+        # AverageMeterDict: the first batch is copied (a NaN there poisons the average), later NaNs count as 0.
+        for key in ("PA", "MPA", "mIoU"):
             value = float(scores[key])
-            self._sums[key] = self._sums.get(key, 0.0) + (0.0 if math.isnan(value) else value)
+            if self._batches == 0:
+                self._sums[key] = value
+            else:
+                self._sums[key] += 0.0 if math.isnan(value) else value
+        self._batches += 1
         for key in ("IoU", "CPA"):
             self._per_class.setdefault(key, []).append(np.asarray(scores[key]))
 

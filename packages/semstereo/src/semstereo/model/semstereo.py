@@ -119,7 +119,14 @@ class SemStereo(nn.Module):
         self.load_report: LoadReport | None = None  # set by semstereo.load_pretrained
 
     # ------------------------------------------------------------------------------------------------------------
-    def _check_inputs(self, left: torch.Tensor, right: torch.Tensor) -> None:
+    def _check_inputs(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Validate shapes/values; floating inputs are cast to the weights' dtype, integer inputs are refused."""
+        for name, image in (("left", left), ("right", right)):
+            if not image.is_floating_point():
+                raise ValueError(
+                    f"SemStereo: {name} has dtype {image.dtype}; the model takes ImageNet-normalised float images "
+                    "(see semstereo.transforms.to_tensor)"
+                )
         if left.dim() != 4 or left.shape[1] != 3:
             raise ValueError(f"SemStereo: left must be B×3×H×W, got {tuple(left.shape)}")
         if right.shape != left.shape:
@@ -130,6 +137,8 @@ class SemStereo(nn.Module):
         for name, image in (("left", left), ("right", right)):
             if not torch.isfinite(image).all():
                 raise ValueError(f"SemStereo: {name} contains NaN or infinite values")
+        dtype = self.gamma.dtype
+        return left.to(dtype), right.to(dtype)
 
     def _guidance(self, lefts: list[torch.Tensor]) -> torch.Tensor:
         """Guidance ("superpixel") branch: L0..L4 -> ``spx_pred`` B×6×H×W (raw)."""
@@ -168,7 +177,7 @@ class SemStereo(nn.Module):
 
     def forward(self, left: torch.Tensor, right: torch.Tensor, return_intermediates: bool = False) -> SemStereoOutput:
         """Run the network; see :class:`SemStereoOutput` for what comes back in training / eval mode."""
-        self._check_inputs(left, right)
+        left, right = self._check_inputs(left, right)
         cfg = self.config
         feats_l, feats_r = self.feature(left), self.feature(right)
         up_l, up_r = self.feature_up(feats_l), self.feature_up(feats_r)
