@@ -172,8 +172,48 @@ def test_viz_writes_plots(dataset) -> None:
 def test_uncached_pair_needs_weights(dataset, capsys) -> None:
     pairs, images, out, _ = dataset
     (out / "a1_b1_matches.npz").unlink()
-    with pytest.raises(SystemExit, match="--superpoint_weights"):
-        main(_args(pairs, images, out))
+    assert main(_args(pairs, images, out)) == 1
+    assert "--superpoint_weights" in capsys.readouterr().err
+
+
+def test_library_raises_exceptions_not_systemexit(dataset) -> None:
+    """Regression: match_pairs.run/_build_network raised SystemExit; the library must stay usable from Python."""
+    from semaglue import match_pairs
+    from semaglue.cli import build_parser
+
+    pairs, images, out, _ = dataset
+    (out / "a1_b1_matches.npz").unlink()
+    opt = build_parser().parse_args(_args(pairs, images, out))
+    with pytest.raises(ValueError, match="--superpoint_weights"):
+        match_pairs.run(opt)
+    opt = build_parser().parse_args(_args(pairs, images, out, "--resize", "1", "2", "3"))
+    with pytest.raises(ValueError, match="--resize"):
+        match_pairs.run(opt)
+    with pytest.raises(ValueError, match="no ground truth"):
+        match_pairs.evaluate_pair(match_pairs.Pair("a.jpg", "b.jpg"), (1, 1), (1, 1), (4, 4), (4, 4), {}, "ransac")
+
+
+def test_viz_of_a_pair_without_matches_and_a_failing_pair(dataset, capsys) -> None:
+    """Regression: --viz crashed on zero matches (cv2.applyColorMap on an empty array) and aborted the run; now
+    the empty pair is drawn and a pair whose image is corrupt is reported without stopping the others."""
+    pairs, images, out, scenes = dataset
+    empty = dict(scenes[0].matches, matches=np.full(len(scenes[0].matches["matches"]), -1, np.int64))
+    np.savez(out / "a0_b0_matches.npz", **empty)
+    (images / "scene" / "b2.png").write_bytes(b"corrupt")
+    assert main(_args(pairs, images, out, "--viz")) == 1
+    err = capsys.readouterr().err
+    assert "a2_b2" in err and "b2.png" in err and len(err.strip().splitlines()) == 2
+    assert (out / "a0_b0_matches.png").is_file() and (out / "a0_b0_evaluation.png").is_file()
+    assert (out / "a1_b1_matches.png").is_file() and not (out / "a2_b2_matches.png").exists()
+    assert json.loads((out / "evaluation_results.json").read_text())["num_pairs"] == 2
+
+
+def test_empty_pair_list_is_named(tmp_path, capsys) -> None:
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("\n")
+    assert main(["match-pairs", "--input_pairs", str(pairs), "--output_dir", str(tmp_path), "--eval"]) == 1
+    err = capsys.readouterr().err
+    assert "lists no pairs" in err and "pose_auc" not in err
 
 
 def test_bad_pair_list(tmp_path, capsys) -> None:

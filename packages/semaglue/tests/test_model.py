@@ -76,6 +76,14 @@ def test_all_layers_returns_one_assignment_per_layer() -> None:
         pred = _matcher(3)(_pair_inputs(10, 12, 3), all_layers=True)
     assert pred["layer_scores"].shape == (3, 1, 11, 13)
     torch.testing.assert_close(pred["layer_scores"][-1], pred["scores"])
+    # the token-confidence heads after layers 0 and 1 (regression: they were never returned)
+    assert pred["token_confidence0"].shape == (2, 1, 10) and pred["token_confidence1"].shape == (2, 1, 12)
+    assert ((pred["token_confidence0"] > 0) & (pred["token_confidence0"] < 1)).all()
+    model = _matcher(3)
+    model.token_confidence[1].token[0].bias.data.fill_(50.0)
+    with torch.no_grad():
+        saturated = model(_pair_inputs(10, 12, 3), all_layers=True)["token_confidence0"]
+    assert torch.allclose(saturated[1], torch.ones(1, 10)) and not torch.allclose(saturated[0], torch.ones(1, 10))
 
 
 def test_image_size_quirk_option() -> None:
@@ -112,6 +120,7 @@ def test_pipeline_batch_with_different_keypoint_counts() -> None:
             torch.nn.init.kaiming_normal_(module.weight)
     g = torch.Generator().manual_seed(0)
     images = torch.nn.functional.interpolate(torch.rand(2, 1, 12, 16, generator=g), size=(96, 128), mode="bicubic")
+    images = images.clamp(0, 1)
     with torch.no_grad():
         pred = model({"image0": images, "image1": images.flip(-1)})
         single = model({"image0": images[1:], "image1": images[1:].flip(-1)})
@@ -170,3 +179,24 @@ def test_image_shape_validation() -> None:
         Matching(MatchingConfig(segnext=SegNextConfig(depths=(1, 1, 1, 1)), matcher=SemaGlueConfig(n_layers=1)))(
             {"image0": torch.zeros(1, 1, 32, 32), "image1": torch.zeros(1, 3, 32, 32)}
         )
+
+
+@pytest.mark.parametrize(
+    ("fill", "message"),
+    [("nan", "image0 has 4096 NaN/inf"), ("partial_nan", "image0 has 1 NaN/inf"), ("u8", "looks like 0..255")],
+)
+def test_bad_image_values_are_refused(fill: str, message: str) -> None:
+    """Regression: all-NaN images gave zero keypoints silently, partly-NaN ones blamed the keypoints and 0..255 floats
+    gave garbage; SuperPoint and the pipeline now name the image."""
+    image = torch.rand(1, 1, 64, 64)
+    if fill == "nan":
+        image[:] = float("nan")
+    elif fill == "partial_nan":
+        image[0, 0, 5, 5] = float("nan")
+    else:
+        image = image * 255
+    pipeline = Matching(MatchingConfig(segnext=SegNextConfig(depths=(1, 1, 1, 1)), matcher=SemaGlueConfig(n_layers=1)))
+    with pytest.raises(ValueError, match=message):
+        pipeline({"image0": image, "image1": torch.rand(1, 1, 64, 64)})
+    with pytest.raises(ValueError, match=message.replace("image0", "image")):
+        SuperPoint()({"image": image})

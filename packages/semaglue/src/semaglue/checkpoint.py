@@ -93,7 +93,10 @@ def load_pretrained(
     path = Path(path)
     state = _state_dict(load_checkpoint(path, map_location=map_location), path)
     if model is None:
-        model = detect_kind(state)
+        try:
+            model = detect_kind(state)
+        except CheckpointError as exc:
+            raise CheckpointError(f"{path}: {exc}") from None
     if isinstance(model, str):
         if model not in MODEL_KINDS:
             raise ValueError(f"model must be one of {MODEL_KINDS} or an nn.Module, got {model!r}")

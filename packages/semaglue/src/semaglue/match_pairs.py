@@ -12,11 +12,12 @@ With ``--cache`` existing files are reused; an evaluation file is reused only wh
 from __future__ import annotations
 
 import argparse
-import json
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
@@ -29,7 +30,8 @@ from semaglue.geometry import (
     rotate_relative_pose,
     scale_intrinsics,
 )
-from semaglue.viz import error_colormap, jet_colormap, make_matching_plot, save_plot
+from semaglue.outputs import save_json, save_npz
+from semaglue.viz import error_colormap, make_matching_plot, save_plot
 
 EVAL_FIELDS = 38
 RESULTS_JSON = "evaluation_results.json"
@@ -158,7 +160,8 @@ def evaluate_pair(
     pose_estimator: str,
 ) -> dict[str, np.ndarray]:
     """Epipolar precision, matching score and pose errors of one pair (the authors' ``_evaluation.npz`` content)."""
-    assert pair.K0 is not None and pair.K1 is not None and pair.T_0to1 is not None
+    if pair.K0 is None or pair.K1 is None or pair.T_0to1 is None:
+        raise ValueError(f"pair {pair.stem}: no ground truth (K0, K1, T_0to1) to evaluate against")
     K0, K1 = scale_intrinsics(pair.K0, scales0), scale_intrinsics(pair.K1, scales1)
     T_0to1 = pair.T_0to1
     if pair.rot0 or pair.rot1:
@@ -201,7 +204,7 @@ def _build_network(opt: argparse.Namespace, device: torch.device) -> torch.nn.Mo
 
     missing = [f"--{n}" for n in ("superpoint_weights", "segnext_weights", "matcher_weights") if not getattr(opt, n)]
     if missing:
-        raise SystemExit(f"semaglue match-pairs: matching needs the network weights; pass {', '.join(missing)}")
+        raise ValueError(f"matching needs the network weights; pass {', '.join(missing)}")
     config = MatchingConfig(
         superpoint=SuperPointConfig(
             nms_radius=opt.nms_radius, keypoint_threshold=opt.keypoint_threshold, max_keypoints=opt.max_keypoints
@@ -212,23 +215,29 @@ def _build_network(opt: argparse.Namespace, device: torch.device) -> torch.nn.Mo
 
 
 def _show(canvas: np.ndarray, title: str) -> None:
-    import cv2
-
     try:
         cv2.imshow(title, canvas)
         cv2.waitKey(1)
     except cv2.error as exc:
-        raise SystemExit(f"--opencv_display: this OpenCV build cannot open windows ({str(exc).strip()[:80]})") from None
+        raise ValueError(f"--opencv_display: this OpenCV build cannot open windows ({str(exc).strip()[:80]})") from None
+
+
+class PairFailures(ValueError):
+    """Some pairs failed (each was reported on stderr); the others were processed."""
 
 
 def run(opt: argparse.Namespace) -> dict[str, float] | None:
-    """Run the script; returns the evaluation table (percent) with ``--eval``, else ``None``."""
+    """Run the script; returns the evaluation table (percent) with ``--eval``, else ``None``.
+
+    A pair that fails (unreadable image, bad cached file, ...) is reported on stderr and skipped; the others are
+    processed and summarised, then :class:`PairFailures` is raised naming the first failure.
+    """
     if len(opt.resize) == 2 and opt.resize[1] == -1:
         opt.resize = opt.resize[:1]
     if len(opt.resize) > 2:
-        raise SystemExit(f"--resize: give 1 or 2 values, got {opt.resize}")
+        raise ValueError(f"--resize: give 1 or 2 values, got {opt.resize}")
     if opt.eval and not opt.use_ransac:
-        raise SystemExit("--use_ransac false needs an essential-matrix prediction, which SemaGlue does not output")
+        raise ValueError("--use_ransac false needs an essential-matrix prediction, which SemaGlue does not output")
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
@@ -237,80 +246,91 @@ def run(opt: argparse.Namespace) -> dict[str, float] | None:
         random.Random(0).shuffle(pairs)
     if opt.max_length > -1:
         pairs = pairs[: min(len(pairs), opt.max_length)]
-    input_dir, output_dir = Path(opt.input_dir), Path(opt.output_dir)
+    if not pairs:
+        raise ValueError(f"--input_pairs: {opt.input_pairs} lists no pairs (after --max_length {opt.max_length})")
+    output_dir = Path(opt.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() and not opt.force_cpu else "cpu")
-    model: torch.nn.Module | None = None
-    ext = opt.viz_extension
+    needs_network = any(not (opt.cache and (output_dir / f"{p.stem}_matches.npz").exists()) for p in pairs)
+    model = _build_network(opt, device) if needs_network else None
+    failures: list[str] = []
     for i, pair in enumerate(pairs):
-        matches_path = output_dir / f"{pair.stem}_matches.npz"
-        eval_path = output_dir / f"{pair.stem}_evaluation.npz"
-        viz_path = output_dir / f"{pair.stem}_matches.{ext}"
-        viz_eval_path = output_dir / f"{pair.stem}_evaluation.{ext}"
-        matches = load_matches(matches_path) if opt.cache and matches_path.exists() else None
-        evaluation = _cached_eval(eval_path, opt.pose_estimator) if opt.cache and opt.eval else None
-        do_viz = opt.viz and not (opt.cache and viz_path.exists())
-        do_viz_eval = opt.viz and opt.eval and not (opt.cache and viz_eval_path.exists())
-        if matches is not None and (evaluation is not None or not opt.eval) and not do_viz and not do_viz_eval:
-            continue
-        image0, inp0, scales0 = read_gray_image(input_dir / pair.name0, opt.resize, pair.rot0, opt.resize_float)
-        image1, inp1, scales1 = read_gray_image(input_dir / pair.name1, opt.resize, pair.rot1, opt.resize_float)
-        if matches is None:
-            if model is None:
-                model = _build_network(opt, device)
-            with torch.no_grad():
-                pred = model({"image0": inp0.to(device), "image1": inp1.to(device)})
-            matches = {
-                "keypoints0": pred["keypoints0"][0].cpu().numpy().astype(np.float32),
-                "keypoints1": pred["keypoints1"][0].cpu().numpy().astype(np.float32),
-                "matches": pred["matches0"][0].cpu().numpy().astype(np.int64),
-                "match_confidence": pred["matching_scores0"][0].cpu().numpy().astype(np.float32),
-            }
-            np.savez(str(matches_path), **matches)
-        kpts0, kpts1, m, conf = (matches[k] for k in ("keypoints0", "keypoints1", "matches", "match_confidence"))
-        valid = m > -1
-        mkpts0, mkpts1, mconf = kpts0[valid], kpts1[m[valid]], conf[valid]
-        if opt.eval and evaluation is None:
-            evaluation = evaluate_pair(pair, scales0, scales1, image0.shape, image1.shape, matches, opt.pose_estimator)
-            np.savez(str(eval_path), **evaluation)
-        if do_viz:
-            text = ["SemaGlue", f"Keypoints: {len(kpts0)}:{len(kpts1)}", f"Matches: {len(mkpts0)}"]
-            small = [f"Keypoint Threshold: {opt.keypoint_threshold:.4f}", f"Image Pair: {pair.stem}"]
-            canvas = make_matching_plot(
-                image0, image1, kpts0, kpts1, mkpts0, mkpts1, jet_colormap(mconf), text, small, opt.show_keypoints
+        try:
+            _process_pair(opt, pair, model, device)
+        except (ValueError, OSError, cv2.error) as exc:
+            message = (
+                f"pair {pair.stem}: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
             )
-            save_plot(canvas, viz_path)
-            if opt.opencv_display:
-                _show(canvas, "Matches")
-        if do_viz_eval and evaluation is not None:
-            correct = np.clip(evaluation["epipolar_errors"] / 1e-3, 0, 1)
-            correct_n = int(evaluation["num_correct"])
-            text = [
-                "SemaGlue",
-                f"Rotation error {float(evaluation['error_R']):.1f} deg",
-                f"Translation error {float(evaluation['error_t']):.1f} deg",
-                f"inliers {correct_n}/{len(mkpts0)}",
-            ]
-            small = [f"Pose estimator: {opt.pose_estimator}", f"Image Pair: {pair.stem}"]
-            canvas = make_matching_plot(
-                image0,
-                image1,
-                kpts0,
-                kpts1,
-                mkpts0,
-                mkpts1,
-                error_colormap(1 - correct),
-                text,
-                small,
-                opt.show_keypoints,
-            )
-            save_plot(canvas, viz_eval_path)
-            if opt.opencv_display:
-                _show(canvas, "Evaluation")
+            print(f"semaglue match-pairs: {message} (skipped)", file=sys.stderr)
+            failures.append(message)
         print(f"Finished pair {i + 1:5} of {len(pairs):5}")
-    if not opt.eval:
-        return None
-    return summarise(pairs, output_dir, opt.results_json or output_dir / RESULTS_JSON, opt.pose_estimator)
+    table = None
+    if opt.eval:
+        done = [p for p in pairs if (output_dir / f"{p.stem}_evaluation.npz").exists()]
+        if done:
+            table = summarise(done, output_dir, opt.results_json or output_dir / RESULTS_JSON, opt.pose_estimator)
+    if failures:
+        raise PairFailures(f"{len(failures)} of {len(pairs)} pairs failed; first: {failures[0]}")
+    return table
+
+
+def _process_pair(opt: argparse.Namespace, pair: Pair, model: torch.nn.Module | None, device: torch.device) -> None:
+    """Match, evaluate and plot one pair (reusing cached files with ``--cache``)."""
+    input_dir, output_dir, ext = Path(opt.input_dir), Path(opt.output_dir), opt.viz_extension
+    matches_path = output_dir / f"{pair.stem}_matches.npz"
+    eval_path = output_dir / f"{pair.stem}_evaluation.npz"
+    viz_path = output_dir / f"{pair.stem}_matches.{ext}"
+    viz_eval_path = output_dir / f"{pair.stem}_evaluation.{ext}"
+    matches = load_matches(matches_path) if opt.cache and matches_path.exists() else None
+    evaluation = _cached_eval(eval_path, opt.pose_estimator) if opt.cache and opt.eval else None
+    do_viz = opt.viz and not (opt.cache and viz_path.exists())
+    do_viz_eval = opt.viz and opt.eval and not (opt.cache and viz_eval_path.exists())
+    if matches is not None and (evaluation is not None or not opt.eval) and not do_viz and not do_viz_eval:
+        return
+    image0, inp0, scales0 = read_gray_image(input_dir / pair.name0, opt.resize, pair.rot0, opt.resize_float)
+    image1, inp1, scales1 = read_gray_image(input_dir / pair.name1, opt.resize, pair.rot1, opt.resize_float)
+    if matches is None:
+        if model is None:  # pragma: no cover - run() builds the network whenever a pair is not cached
+            raise ValueError("no network to match with")
+        with torch.no_grad():
+            pred = model({"image0": inp0.to(device), "image1": inp1.to(device)})
+        matches = {
+            "keypoints0": pred["keypoints0"][0].cpu().numpy().astype(np.float32),
+            "keypoints1": pred["keypoints1"][0].cpu().numpy().astype(np.float32),
+            "matches": pred["matches0"][0].cpu().numpy().astype(np.int64),
+            "match_confidence": pred["matching_scores0"][0].cpu().numpy().astype(np.float32),
+        }
+        save_npz(matches_path, matches)
+    kpts0, kpts1, m, conf = (matches[k] for k in ("keypoints0", "keypoints1", "matches", "match_confidence"))
+    valid = m > -1
+    mkpts0, mkpts1, mconf = kpts0[valid], kpts1[m[valid]], conf[valid]
+    if opt.eval and evaluation is None:
+        evaluation = evaluate_pair(pair, scales0, scales1, image0.shape, image1.shape, matches, opt.pose_estimator)
+        save_npz(eval_path, evaluation)
+    if do_viz:
+        text = ["SemaGlue", f"Keypoints: {len(kpts0)}:{len(kpts1)}", f"Matches: {len(mkpts0)}"]
+        small = [f"Keypoint Threshold: {opt.keypoint_threshold:.4f}", f"Image Pair: {pair.stem}"]
+        canvas = make_matching_plot(
+            image0, image1, kpts0, kpts1, mkpts0, mkpts1, error_colormap(mconf), text, small, opt.show_keypoints
+        )
+        save_plot(canvas, viz_path)
+        if opt.opencv_display:
+            _show(canvas, "Matches")
+    if do_viz_eval and evaluation is not None:
+        correct = np.clip(evaluation["epipolar_errors"] / 1e-3, 0, 1)
+        text = [
+            "SemaGlue",
+            f"Rotation error {float(evaluation['error_R']):.1f} deg",
+            f"Translation error {float(evaluation['error_t']):.1f} deg",
+            f"inliers {int(evaluation['num_correct'])}/{len(mkpts0)}",
+        ]
+        small = [f"Pose estimator: {opt.pose_estimator}", f"Image Pair: {pair.stem}"]
+        canvas = make_matching_plot(
+            image0, image1, kpts0, kpts1, mkpts0, mkpts1, error_colormap(1 - correct), text, small, opt.show_keypoints
+        )
+        save_plot(canvas, viz_eval_path)
+        if opt.opencv_display:
+            _show(canvas, "Evaluation")
 
 
 def summarise(pairs: list[Pair], output_dir: Path, json_path: str | Path, pose_estimator: str) -> dict[str, float]:
@@ -328,6 +348,5 @@ def summarise(pairs: list[Pair], output_dir: Path, json_path: str | Path, pose_e
     table = metrics.aggregate_results(err_t, err_R, prec, ms)
     print(metrics.format_table(table, len(pairs)))
     payload = {"num_pairs": len(pairs), "pose_estimator": pose_estimator, **table}
-    Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-    Path(json_path).write_text(json.dumps(payload, indent=2) + "\n")
+    save_json(json_path, payload)
     return table

@@ -1,4 +1,5 @@
-"""Match and epipolar-error plots drawn with OpenCV (no matplotlib), saved as PNG or PDF."""
+"""Match and epipolar-error plots (the authors' layout: two images side by side, text overlay top-left and
+bottom-left), drawn with :mod:`semcommon.viz` and saved as PNG or PDF."""
 
 from __future__ import annotations
 
@@ -8,26 +9,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from semaglue.outputs import atomic_write
+from semcommon.viz import draw_matches, save_png
+
 
 def error_colormap(x: np.ndarray) -> np.ndarray:
-    """Confidence/correctness in [0, 1] -> RGBA in [0, 1] from red (0) through yellow to green (1)."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.clip(np.stack([2 - x * 2, x * 2, np.zeros_like(x), np.ones_like(x)], -1), 0, 1)
-
-
-def jet_colormap(x: np.ndarray) -> np.ndarray:
-    """Values in [0, 1] -> RGBA in [0, 1] with OpenCV's jet map (the authors colour matches by confidence)."""
-    values = (np.clip(np.asarray(x, dtype=np.float64), 0, 1) * 255).astype(np.uint8).reshape(-1, 1)
-    bgr = cv2.applyColorMap(values, cv2.COLORMAP_JET).reshape(-1, 3)
-    rgb = bgr[:, ::-1].astype(np.float64) / 255
-    return np.concatenate([rgb, np.ones((len(rgb), 1))], -1)
-
-
-def _to_gray_u8(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 3:
-        image = cv2.cvtColor(image.astype(np.uint8), cv2.COLOR_RGB2GRAY)
-    return np.clip(image, 0, 255).astype(np.uint8)
+    """Values in [0, 1] (``N``) -> ``N×3`` uint8 RGB, red (0) through yellow to green (1): the authors'
+    ``clip(2 - 2x, 2x, 0)`` map, used for match confidence and epipolar correctness."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    rgb = np.clip(np.stack([2 - x * 2, x * 2, np.zeros_like(x)], -1), 0, 1)
+    return (rgb * 255).astype(np.uint8)
 
 
 def make_matching_plot(
@@ -43,43 +34,37 @@ def make_matching_plot(
     show_keypoints: bool = False,
     margin: int = 10,
 ) -> np.ndarray:
-    """Side-by-side grey images (``H×W``, 0..255) with match lines; ``color`` is ``N×3/4`` RGB(A) in [0, 1].
+    """Grey (``H×W``, 0..255) or RGB images side by side with match lines (``color``: ``N×3`` uint8 RGB).
 
-    Returns a ``H×W×3`` uint8 BGR canvas (OpenCV order) ready for :func:`save_plot`.
+    Any number of matches, zero included. Returns an ``H×W×3`` uint8 RGB canvas for :func:`save_plot`.
     """
     if len(mkpts0) != len(mkpts1) or len(mkpts0) != len(color):
         raise ValueError(
             f"mkpts0 ({len(mkpts0)}), mkpts1 ({len(mkpts1)}) and color ({len(color)}) must have equal length"
         )
-    g0, g1 = _to_gray_u8(image0), _to_gray_u8(image1)
-    (h0, w0), (h1, w1) = g0.shape, g1.shape
-    height, width = max(h0, h1), w0 + margin + w1
-    canvas = np.full((height, width), 255, np.uint8)
-    canvas[:h0, :w0] = g0
-    canvas[:h1, w0 + margin :] = g1
-    out = np.stack([canvas] * 3, -1)
+    image0 = np.clip(np.asarray(image0, dtype=np.float64), 0, 255).astype(np.uint8)
+    image1 = np.clip(np.asarray(image1, dtype=np.float64), 0, 255).astype(np.uint8)
+    canvas = np.ascontiguousarray(
+        draw_matches(image0, image1, np.reshape(mkpts0, (-1, 2)), np.reshape(mkpts1, (-1, 2)), color, gap=margin)
+    )
     if show_keypoints:
-        for pts, offset in ((kpts0, 0), (kpts1, w0 + margin)):
-            for x, y in np.round(np.asarray(pts)).astype(int):
-                cv2.circle(out, (x + offset, y), 2, (0, 0, 0), -1, lineType=cv2.LINE_AA)
-                cv2.circle(out, (x + offset, y), 1, (255, 255, 255), -1, lineType=cv2.LINE_AA)
-    bgr = (np.asarray(color)[:, :3][:, ::-1] * 255).astype(int)
-    for (x0, y0), (x1, y1), c in zip(np.round(mkpts0).astype(int), np.round(mkpts1).astype(int), bgr, strict=True):
-        c = tuple(int(v) for v in c)
-        cv2.line(out, (x0, y0), (x1 + w0 + margin, y1), c, 1, lineType=cv2.LINE_AA)
-        cv2.circle(out, (x0, y0), 2, c, -1, lineType=cv2.LINE_AA)
-        cv2.circle(out, (x1 + w0 + margin, y1), 2, c, -1, lineType=cv2.LINE_AA)
+        offset = image0.shape[1] + margin
+        for pts, dx in ((kpts0, 0), (kpts1, offset)):
+            for x, y in np.round(np.reshape(pts, (-1, 2))).astype(int):
+                cv2.circle(canvas, (x + dx, y), 2, (0, 0, 0), -1, lineType=cv2.LINE_AA)
+                cv2.circle(canvas, (x + dx, y), 1, (255, 255, 255), -1, lineType=cv2.LINE_AA)
+    height = canvas.shape[0]
     scale = min(height / 640.0, 2.0)
-    _put_lines(out, text, top=int(30 * scale), step=int(30 * scale), font_scale=1.0 * scale, thickness=2)
+    _put_lines(canvas, text, top=int(30 * scale), step=int(30 * scale), font_scale=1.0 * scale, thickness=2)
     _put_lines(
-        out,
+        canvas,
         small_text,
         top=height - int(15 * scale) * len(small_text),
         step=int(15 * scale),
         font_scale=0.5 * scale,
         thickness=1,
     )
-    return out
+    return canvas
 
 
 def _put_lines(
@@ -92,13 +77,10 @@ def _put_lines(
 
 
 def save_plot(canvas: np.ndarray, path: str | Path) -> Path:
-    """Write a BGR canvas as ``.png`` (OpenCV) or ``.pdf`` (Pillow)."""
+    """Write an RGB canvas as ``.png`` or ``.pdf`` (Pillow), atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".pdf":
         from PIL import Image
 
-        Image.fromarray(canvas[..., ::-1]).save(path, "PDF", resolution=100.0)
-    elif not cv2.imwrite(str(path), canvas):
-        raise OSError(f"could not write plot to {path}")
-    return path
+        return atomic_write(path, lambda tmp: Image.fromarray(canvas).save(tmp, "PDF", resolution=100.0))
+    return atomic_write(path, lambda tmp: save_png(tmp, canvas))

@@ -194,8 +194,9 @@ class SemaGlue(nn.Module):
         return self.posenc(normalize_keypoints(keypoints, size))
 
     def forward(self, data: dict[str, torch.Tensor], all_layers: bool = False) -> dict[str, torch.Tensor]:
-        """Match two sets of keypoints. With ``all_layers`` also return ``layer_scores`` (one log assignment per
-        layer, for training losses)."""
+        """Match two sets of keypoints. With ``all_layers`` also return, for the training losses, ``layer_scores``
+        ``L×B×(M+1)×(N+1)`` (one log assignment per layer) and ``token_confidence0/1`` ``(L-1)×B×M`` / ``(L-1)×B×N``
+        (the confidence heads after every layer but the last; absent for a 1-layer model)."""
         kpts0, kpts1 = data["keypoints0"], data["keypoints1"]
         desc0, desc1 = data["descriptors0"], data["descriptors1"]
         mask0, mask1 = data.get("mask0"), data.get("mask1")
@@ -208,11 +209,14 @@ class SemaGlue(nn.Module):
         enc1 = self.encode_positions(kpts1, _image_size(data, 1, b).to(kpts1.device))
         sem0 = self.seg_featureprocessor(data["feature_map0"], desc0, mask0)
         sem1 = self.seg_featureprocessor(data["feature_map1"], desc1, mask1)
-        layer_scores = []
+        layer_scores, confidences0, confidences1 = [], [], []
         for i, layer in enumerate(self.seg_tranformers):
             desc0, desc1 = layer(desc0, desc1, enc0, enc1, sem0, sem1, mask0, mask1)
             if all_layers and i < len(self.seg_tranformers) - 1:
                 layer_scores.append(self.log_assignment[i](desc0, desc1, mask0, mask1)[0])
+                conf0, conf1 = self.token_confidence[i](desc0, desc1)
+                confidences0.append(conf0)
+                confidences1.append(conf1)
         scores, sim = self.log_assignment[-1](desc0, desc1, mask0, mask1)
         matches0, matches1, mscores0, mscores1 = filter_matches(scores, self.config.filter_threshold)
         pred = {
@@ -231,6 +235,9 @@ class SemaGlue(nn.Module):
         }
         if all_layers:
             pred["layer_scores"] = torch.stack([*layer_scores, scores])
+            if confidences0:
+                pred["token_confidence0"] = torch.stack(confidences0)
+                pred["token_confidence1"] = torch.stack(confidences1)
         return pred
 
 

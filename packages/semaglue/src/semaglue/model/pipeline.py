@@ -8,7 +8,7 @@ from torch import nn
 from semaglue.config import MatchingConfig
 from semaglue.model.matcher import SemaGlue
 from semaglue.model.segnext import SegNext
-from semaglue.model.superpoint import SuperPoint
+from semaglue.model.superpoint import SuperPoint, check_image
 
 
 def pad_keypoints(
@@ -53,6 +53,7 @@ class Matching(nn.Module):
             image = data[f"image{i}"]
             if image.ndim != 4 or image.shape[1] != 1:
                 raise ValueError(f"image{i} must be B×1×H×W grey in [0, 1], got shape {tuple(image.shape)}")
+            check_image(image, f"image{i}")
         if data["image0"].shape[0] != data["image1"].shape[0]:
             raise ValueError(
                 f"image0 and image1 batch sizes differ: {data['image0'].shape[0]} vs {data['image1'].shape[0]}"

@@ -100,6 +100,7 @@ class SuperPoint(nn.Module):
 
     def forward(self, data: dict[str, torch.Tensor]) -> dict[str, list[torch.Tensor]]:
         cfg = self.config
+        check_image(data["image"])
         scores_dense, descriptors_dense = self.dense(data["image"])
         scores_nms = simple_nms(scores_dense, cfg.nms_radius)
         height, width = scores_nms.shape[-2:]
@@ -115,6 +116,23 @@ class SuperPoint(nn.Module):
             scores.append(kscores)
             descriptors.append(sample_descriptors(kpts[None], desc[None])[0])
         return {"keypoints": keypoints, "scores": scores, "descriptors": descriptors}
+
+
+def check_image(image: torch.Tensor, name: str = "image") -> None:
+    """Reject images that cannot be what the networks expect: ``B×1×H×W`` or ``B×3×H×W``, finite, in [0, 1]
+    (a 0..255 image is named as such; 1% slack allows for interpolation overshoot)."""
+    if image.ndim != 4 or image.shape[1] not in (1, 3):
+        raise ValueError(f"{name} must be B×1×H×W or B×3×H×W, got shape {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise ValueError(f"{name} must be a float tensor in [0, 1], got dtype {image.dtype}")
+    finite = torch.isfinite(image)
+    if not bool(finite.all()):
+        bad = int((~finite).sum())
+        raise ValueError(f"{name} has {bad} NaN/inf value(s) of {image.numel()}")
+    low, high = float(image.min()), float(image.max())
+    if low < -0.01 or high > 1.01:
+        hint = " (looks like 0..255: divide by 255)" if high > 2 else ""
+        raise ValueError(f"{name} values must be in [0, 1], got [{low:.3g}, {high:.3g}]{hint}")
 
 
 def _to_gray(image: torch.Tensor) -> torch.Tensor:
