@@ -14,6 +14,7 @@ Recognised files:
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -25,7 +26,7 @@ from semcommon.checkpoint import (
     load_state_dict_into,
     strip_prefix,
 )
-from ssp.config import HIERA_SIZES, ImageModelConfig, VideoModelConfig
+from ssp.config import HIERA_SIZES, ImageModelConfig, VideoModelConfig, image_config_from_plain
 from ssp.model.hiera import Hiera
 from ssp.model.image_model import HieraUperNet
 from ssp.model.raft import RAFT
@@ -36,11 +37,20 @@ __all__ = ["CheckpointError", "detect_kind", "load_pretrained", "load_sam2_backb
 SAM2_TRUNK_PREFIX = "image_encoder.trunk."
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """The tensor dict of a checkpoint file (wrapper dicts unwrapped, ``module.`` stripped)."""
-    state = extract_state_dict(load_checkpoint(path), keys=("model", "state_dict", "model_state_dict"))
+def read_state_dict(path: str | Path, obj: Any = None) -> dict[str, torch.Tensor]:
+    """The tensor dict of a checkpoint file (wrapper dicts unwrapped, ``module.`` stripped); ``obj``: already read.
+
+    Raises :class:`CheckpointError` naming the file and the first entry that is not a tensor or holds NaN / Inf.
+    """
+    obj = load_checkpoint(path) if obj is None else obj
+    state = extract_state_dict(obj, keys=("model", "state_dict", "model_state_dict"))
     if any(k.startswith("module.") for k in state):
         state = strip_prefix(state, "module.")
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            raise CheckpointError(f"{path}: entry {key!r} is not a tensor ({type(value).__name__})")
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: entry {key!r} holds NaN or Inf values")
     return state
 
 
@@ -60,7 +70,8 @@ def detect_kind(state: dict[str, torch.Tensor]) -> str:
 
 def _image_config_from_state(state: dict[str, torch.Tensor], prefix: str = "") -> ImageModelConfig:
     embed_dim = state[f"{prefix}backbone.pos_embed"].shape[1]
-    depth = len({k.split(".")[2] for k in state if k.startswith(f"{prefix}backbone.blocks.")})
+    blocks = f"{prefix}backbone.blocks."
+    depth = len({k[len(blocks) :].split(".")[0] for k in state if k.startswith(blocks)})
     for name, (hiera, _) in HIERA_SIZES.items():
         if hiera.embed_dim == embed_dim and sum(hiera.stages) == depth:
             n_classes = state[f"{prefix}head.classifier.weight"].shape[0]
@@ -91,28 +102,40 @@ def load_pretrained(
     any missing / unexpected / mis-shaped key raises :class:`CheckpointError` naming them (e.g. a checkpoint of
     another model).
     """
-    state = read_state_dict(path)
+    obj = load_checkpoint(path)
+    state = read_state_dict(path, obj)
     kind = kind or detect_kind(state)
     if kind == "sam2":
         target = model if model is not None else HieraUperNet()
         _load_trunk(state, target.backbone if isinstance(target, HieraUperNet) else target, str(path))
         return target.eval()
     if model is None:
-        model = _build_for(kind, state)
+        saved = obj.get("config") if isinstance(obj, dict) else None
+        model = _build_for(kind, state, saved if isinstance(saved, dict) else None, str(path))
     load_state_dict_into(model, state, strict=strict, source=str(path))
     return model.eval()
 
 
-def _build_for(kind: str, state: dict[str, torch.Tensor]) -> nn.Module:
+def _build_for(kind: str, state: dict[str, torch.Tensor], saved: dict[str, Any] | None, source: str) -> nn.Module:
+    """The model a state dict belongs to: from our checkpoints' saved ``config`` (``image_model`` /
+    ``video_model`` entries) when present, else from the key names and shapes (the authors' files)."""
     if kind == "raft":
         return RAFT()
+    try:
+        image = image_config_from_plain(saved["image_model"]) if saved and "image_model" in saved else None
+        video = VideoModelConfig(**saved["video_model"]) if saved and saved.get("video_model") else None
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: saved config does not describe an SSP model ({exc})") from exc
     if kind == "image":
-        return HieraUperNet(_image_config_from_state(state))
+        return HieraUperNet(image or _image_config_from_state(state))
     if kind == "video":
-        registrator = "disk" if any(k.startswith("registrator.disk.") for k in state) else "identity"
+        if video is None:
+            registrator = "disk" if any(k.startswith("registrator.disk.") for k in state) else "identity"
+            sim_op = "conv" if any(k.startswith("sim.") for k in state) else "cossim"
+            video = VideoModelConfig(k_registrator_model=registrator, sim_op=sim_op)
         return SSPVideoModel(
-            VideoModelConfig(k_registrator_model=registrator),
-            _image_config_from_state(state, "base_model."),
+            video,
+            image or _image_config_from_state(state, "base_model."),
             with_flow_model=any(k.startswith("flow_model.") for k in state),
         )
     raise ValueError(f"kind: expected video | image | sam2 | raft, got {kind!r}")

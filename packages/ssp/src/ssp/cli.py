@@ -51,4 +51,4 @@ def _predict(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"demo": demo_handler("ssp"), "predict": _predict}
-    return dispatch(PROG, args, handlers, user_errors=(CheckpointError, ValueError, FileNotFoundError, RuntimeError))
+    return dispatch(PROG, args, handlers, user_errors=(CheckpointError, ValueError, FileNotFoundError))

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 __all__ = [
+    "BASELINE_KEYS",
     "DATASET_NUM_CLASSES",
     "HIERA_SIZES",
     "ExperimentConfig",
@@ -21,6 +22,7 @@ __all__ = [
     "RaftConfig",
     "UperNetConfig",
     "VideoModelConfig",
+    "image_config_from_plain",
     "load_experiment_config",
 ]
 
@@ -131,6 +133,17 @@ class ImageModelConfig:
         return cls(**data, n_classes=n_classes)
 
 
+def image_config_from_plain(data: dict[str, Any]) -> ImageModelConfig:
+    """Inverse of ``dataclasses.asdict`` for :class:`ImageModelConfig` (JSON lists back to tuples)."""
+    data = dict(data)
+    _check_keys("image_model", data, {f.name for f in fields(ImageModelConfig)})
+    hiera = data.get("hiera")
+    if hiera is not None:
+        _check_keys("image_model.hiera", hiera, {f.name for f in fields(HieraConfig)})
+        data["hiera"] = HieraConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in hiera.items()})
+    return ImageModelConfig(**data)
+
+
 @dataclass(frozen=True)
 class RaftConfig:
     """Standard RAFT ("things"), used by the consistency loss, the KD label consistency and the TC metric."""
@@ -150,8 +163,8 @@ class RaftConfig:
 class VideoModelConfig:
     """``video_model_cfg`` of a video config. Defaults: SSP (``ssp_uavid.yaml``).
 
-    The baseline keys (DFF / NetWarp / TCB) are accepted so the authors' files parse; only ``model_name: base``
-    (SSP / KD-SSP and its ablations) is built.
+    Only ``model_name: base`` (SSP / KD-SSP and its ablations) exists here; the DFF / NetWarp / TCB keys of the
+    authors' files (:data:`BASELINE_KEYS`) are accepted by :meth:`from_dict` and dropped, since nothing reads them.
     """
 
     model_name: str = "base"
@@ -165,13 +178,13 @@ class VideoModelConfig:
     k_registrator_model: str | None = "disk"
     features_interp_mode: str = "bilinear"
     low_scale_homo: bool = False
-    train_flow: bool = False
-    flow_iters: int = 8
-    k_interval: int = 8
-    flow_mode: str = "bilinear"
-    tcb_module: str = "ocr"
 
     def __post_init__(self) -> None:
+        if self.model_name != "base":
+            raise ValueError(
+                f"model_name: only 'base' (SSP / KD-SSP) is implemented, got {self.model_name!r} "
+                "(the DFF / NetWarp / TCB baselines are not)"
+            )
         if self.sim_op not in ("conv", "cossim", "constant", "reuse"):
             raise ValueError(f"sim_op: expected conv | cossim | constant | reuse, got {self.sim_op!r}")
         if self.k_registrator_model not in (None, "disk", "identity", "opencv"):
@@ -183,7 +196,13 @@ class VideoModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> VideoModelConfig:
+        """From a YAML ``video_model_cfg``: unknown keys raise, the baselines' keys are dropped."""
+        data = {k: v for k, v in (data or {}).items() if k not in BASELINE_KEYS}
         return _from_dict(cls, "video_model_cfg", data)
+
+
+BASELINE_KEYS = frozenset({"train_flow", "flow_iters", "k_interval", "flow_mode", "tcb_module"})
+"""``video_model_cfg`` keys read only by the DFF / NetWarp / TCB baselines."""
 
 
 _DATA_KEYS = {

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
@@ -13,7 +14,7 @@ from semcommon.io import read_image
 from ssp.model.registration import IMAGENET_MEAN, IMAGENET_STD, OpenCVRegistrator
 from ssp.model.ssp import SSPVideoModel
 
-__all__ = ["load_frame", "normalize", "predict_pair"]
+__all__ = ["load_frame", "logits_to_size", "normalize", "predict_pair", "resize_frame"]
 
 
 def normalize(image: np.ndarray) -> torch.Tensor:
@@ -25,14 +26,24 @@ def normalize(image: np.ndarray) -> torch.Tensor:
     return ((tensor - mean) / std)[None]
 
 
-def load_frame(path: str | Path, size: tuple[int, int] = (736, 1280)) -> tuple[np.ndarray, torch.Tensor]:
-    """Read an RGB frame, resize it to ``size`` (H, W) with PIL bilinear as the original loaders do.
+def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 RGB ``H×W×3`` resized to ``size`` (H, W) with PIL bilinear, as the original loaders do."""
+    if image.shape[:2] == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
 
-    Returns (uint8 ``H×W×3``, normalised ``1×3×H×W``).
-    """
-    image = read_image(path, dtype=np.uint8, channels=3)
-    resized = np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+
+def load_frame(path: str | Path, size: tuple[int, int] = (736, 1280)) -> tuple[np.ndarray, torch.Tensor]:
+    """Read an RGB frame and resize it to ``size`` (H, W). Returns (uint8 ``H×W×3``, normalised ``1×3×H×W``)."""
+    resized = resize_frame(read_image(path, dtype=np.uint8, channels=3), size)
     return resized, normalize(resized)
+
+
+def logits_to_size(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``B×n×h×w`` logits resized bilinearly to ``size`` (the input image's), unchanged if already that size."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
 def predict_pair(
@@ -42,21 +53,30 @@ def predict_pair(
     registrator: nn.Module | None = None,
     size: tuple[int, int] = (736, 1280),
 ) -> dict[str, torch.Tensor]:
-    """Segment ``path`` with SSP, propagating from ``last_path`` (previous frame).
+    """Segment ``path`` with SSP, propagating from ``last_path`` (previous frame of the same size).
 
-    ``registrator``: an :class:`OpenCVRegistrator` (default: SIFT, the CPU path available in every OpenCV build),
-    or any module mapping (last_frames, frames) -> ``B×3×3``. Returns ``pred`` ``H×W``, ``logits`` ``n×H×W`` (fused),
-    ``homography`` ``3×3`` (previous -> current pixels).
+    Both frames are resized to the inference ``size`` (multiples of 32); the fused logits are resized back to the
+    input's size before the argmax. ``registrator``: an :class:`OpenCVRegistrator` (default: SIFT), or any module
+    mapping (last_frames, frames) -> ``B×3×3``. Returns ``pred`` ``H×W`` and ``logits`` ``n×H×W`` at the input size,
+    ``homography`` ``3×3`` (previous -> current pixels, at the inference size).
     """
     if size[0] % 32 or size[1] % 32:
         raise ValueError(f"size: height and width must be multiples of 32, got {size}")
-    last_image, last_frame = load_frame(last_path, size)
-    image, frame = load_frame(path, size)
+    last_original = read_image(last_path, dtype=np.uint8, channels=3)
+    original = read_image(path, dtype=np.uint8, channels=3)
+    if last_original.shape != original.shape:
+        raise ValueError(
+            f"{last_path} ({last_original.shape[1]}x{last_original.shape[0]}) and {path} "
+            f"({original.shape[1]}x{original.shape[0]}): frames of one video must have the same size"
+        )
+    last_image, image = resize_frame(last_original, size), resize_frame(original, size)
+    last_frame, frame = normalize(last_image), normalize(image)
     registrator = registrator if registrator is not None else OpenCVRegistrator("sift")
     if isinstance(registrator, OpenCVRegistrator):
         homography = torch.from_numpy(registrator.estimate(last_image, image)).float()[None]
     else:
         homography = registrator(last_frame, frame).float()
     device = next(model.parameters()).device
-    preds, logits = model.infer_video(torch.cat([last_frame, frame]).to(device), homos=homography.to(device))
-    return {"pred": preds[1], "logits": logits[1], "homography": homography[0]}
+    _, logits = model.infer_video(torch.cat([last_frame, frame]).to(device), homos=homography.to(device))
+    logits = logits_to_size(logits[1:], original.shape[:2])[0]
+    return {"pred": logits.argmax(dim=0), "logits": logits, "homography": homography[0]}

@@ -5,14 +5,11 @@ Registrators take ``(last_frames, frames)`` (``B×3×H×W``, ImageNet-normalised
 - :class:`OpenCVRegistrator` — the authors' CPU path (AKAZE default, SIFT + FLANN, ORB; Lowe ratio 0.8,
   ``findHomography`` RANSAC 2.5 px; identity with fewer than 4 matches).
 - :class:`IdentityRegistrator` — the "no registration" ablation.
-- :class:`LearnedRegistrator` — the GPU path's slot: holds the DISK (``disk.*``) and LightGlue (``lg_matcher.*``)
-  weights with kornia's parameter layout so the authors' checkpoints load; keypoint detection and matching are
-  delegated to a user-supplied ``matcher`` callable (e.g. kornia/LightGlue with local weights), RANSAC is OpenCV's.
+- :class:`LearnedRegistrator` — the authors' GPU path, DISK + LightGlue + RANSAC from kornia (optional extra
+  ``ssp[learned]``), weights from the authors' checkpoint (``registrator.disk.*``, ``registrator.lg_matcher.*``).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -28,6 +25,7 @@ __all__ = [
     "build_registrator",
     "denormalize_to_uint8",
     "homography_from_matches",
+    "kornia_available",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -50,19 +48,25 @@ def _check_frames(last_frames: torch.Tensor, frames: torch.Tensor) -> None:
         )
 
 
-def homography_from_matches(last_points: np.ndarray, points: np.ndarray, threshold: float = 2.5) -> np.ndarray:
-    """RANSAC homography ``last_points -> points`` (``N×2`` each); identity if fewer than 4 matches or no fit."""
+def homography_from_matches(last_points: np.ndarray, points: np.ndarray, threshold: float = 2.5) -> np.ndarray | None:
+    """RANSAC homography ``last_points -> points`` (``N×2`` each); None if fewer than 4 matches or no fit."""
     if len(last_points) < 4:
-        return np.eye(3)
+        return None
     homography, _ = cv2.findHomography(
         np.asarray(last_points, np.float32).reshape(-1, 1, 2), np.asarray(points, np.float32).reshape(-1, 1, 2),
         cv2.RANSAC, threshold,
     )  # fmt: skip
-    return np.eye(3) if homography is None else homography
+    if homography is None or not np.isfinite(homography).all():
+        return None
+    return homography
 
 
 class IdentityRegistrator(nn.Module):
     """``k_registrator_model: identity``: H = I."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
 
     def forward(self, last_frames: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         _check_frames(last_frames, frames)
@@ -70,10 +74,14 @@ class IdentityRegistrator(nn.Module):
 
 
 class OpenCVRegistrator(nn.Module):
-    """Feature matching with OpenCV on uint8 RGB frames (``data_cfg.opencv_model_type``: akaze | sift | orb)."""
+    """Feature matching with OpenCV on uint8 RGB frames (``data_cfg.opencv_model_type``: akaze | sift | orb).
+
+    Pairs without a homography (fewer than 4 matches, no RANSAC fit) get the identity; ``failures`` counts them.
+    """
 
     def __init__(self, model_type: str = "akaze", ratio: float = 0.8, ransac_threshold: float = 2.5) -> None:
         super().__init__()
+        self.failures = 0
         if model_type not in ("akaze", "sift", "orb"):
             raise ValueError(f"opencv_model_type: expected akaze | sift | orb, got {model_type!r}")
         self.model_type, self.ratio, self.ransac_threshold = model_type, ratio, ransac_threshold
@@ -85,7 +93,7 @@ class OpenCVRegistrator(nn.Module):
         if self.model_type == "orb":
             return cv2.ORB_create(), cv2.BFMatcher(cv2.NORM_HAMMING)
         if not hasattr(cv2, "AKAZE_create"):
-            raise RuntimeError(
+            raise ValueError(
                 f"opencv_model_type 'akaze': this OpenCV ({cv2.__version__}) has no AKAZE (moved to contrib in 5.x); "
                 "install opencv 4.x or choose 'sift' / 'orb'"
             )
@@ -98,12 +106,17 @@ class OpenCVRegistrator(nn.Module):
         last_kp, last_desc = detector.detectAndCompute(last_gray, None)
         kp, desc = detector.detectAndCompute(gray, None)
         if last_desc is None or desc is None or len(last_kp) < 2 or len(kp) < 2:
+            self.failures += 1
             return np.eye(3)
         pairs = matcher.knnMatch(desc, last_desc, k=2)
         good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < self.ratio * p[1].distance]
         last_points = np.array([last_kp[m.trainIdx].pt for m in good], np.float32).reshape(-1, 2)
         points = np.array([kp[m.queryIdx].pt for m in good], np.float32).reshape(-1, 2)
-        return homography_from_matches(last_points, points, self.ransac_threshold)
+        homography = homography_from_matches(last_points, points, self.ransac_threshold)
+        if homography is None:
+            self.failures += 1
+            return np.eye(3)
+        return homography
 
     def forward(self, last_frames: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         _check_frames(last_frames, frames)
@@ -197,36 +210,75 @@ class LightGlueLayout(nn.Module):
         self.matcher = _LightGlue()
 
 
-Matcher = Callable[[torch.Tensor, torch.Tensor], tuple[np.ndarray, np.ndarray]]
-"""``(last_frame 3×H×W, frame 3×H×W)`` normalised -> matched pixel coordinates ``(last N×2, current N×2)``."""
+def kornia_available() -> bool:
+    """True when kornia (the ``ssp[learned]`` extra) is importable."""
+    try:
+        import kornia.feature  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class LearnedRegistrator(nn.Module):
-    """``k_registrator_model: disk``: DISK + LightGlue weights (``disk``, ``lg_matcher``) and a matcher slot.
+    """``k_registrator_model: disk``: DISK keypoints + LightGlue matching + RANSAC, all from kornia (``ssp[learned]``).
 
-    ``matcher`` is any callable returning matched keypoints for one pair (for example kornia's DISK + LightGlue
-    loaded from local weight files); RANSAC (2.5 px) runs in OpenCV. Without a matcher, calling it raises.
+    Submodules ``disk`` (kornia ``DISK``) and ``lg_matcher`` (kornia ``LightGlueMatcher("disk")``) are built without
+    downloading anything; their weights come from the authors' video checkpoint (``registrator.disk.*``,
+    ``registrator.lg_matcher.*``) or :meth:`load_weights`. Without kornia the same parameter layout is held by
+    plain modules so checkpoints still load, and calling the registrator raises a one-line error.
+    Per sample: DISK on the normalised (previous, current) pair (``num_features`` keypoints, padded to a multiple of
+    16), unit-scale LAFs, LightGlue matches, kornia RANSAC homography (``inl_th`` 2.5 px); identity with fewer than
+    4 matches (``failures`` counts those).
     """
 
-    def __init__(self, matcher: Matcher | None = None, ransac_threshold: float = 2.5) -> None:
+    def __init__(self, num_features: int = 2048, ransac_threshold: float = 2.5) -> None:
         super().__init__()
-        self.disk = DiskUnet()
-        self.lg_matcher = LightGlueLayout()
-        self.matcher = matcher
-        self.ransac_threshold = ransac_threshold
+        self.num_features, self.ransac_threshold = num_features, ransac_threshold
+        self.failures = 0
+        if kornia_available():
+            from kornia.feature import DISK, LightGlue, LightGlueMatcher
+            from kornia.feature.integrated import GeometryAwareDescriptorMatcher
+
+            self.disk = DISK()
+            matcher = LightGlueMatcher.__new__(LightGlueMatcher)
+            GeometryAwareDescriptorMatcher.__init__(matcher, "disk")
+            matcher.feature_name, matcher.params = "disk", {}
+            matcher.matcher = LightGlue(None, input_dim=128)
+            self.lg_matcher = matcher
+            self.functional = True
+        else:
+            self.disk = DiskUnet()
+            self.lg_matcher = LightGlueLayout()
+            self.functional = False
+
+    def _pair(self, last_frame: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+        from kornia.feature import laf_from_center_scale_ori
+        from kornia.geometry import RANSAC
+
+        features = self.disk(torch.stack([last_frame, frame]), n=self.num_features, pad_if_not_divisible=True)
+        keypoints = [f.keypoints for f in features]
+        lafs = [
+            laf_from_center_scale_ori(k[None], torch.ones(1, len(k), 1, 1, device=k.device, dtype=k.dtype))
+            for k in keypoints
+        ]
+        hw = tuple(frame.shape[-2:])
+        _, indices = self.lg_matcher(features[0].descriptors, features[1].descriptors, lafs[0], lafs[1], hw, hw)
+        if len(indices) < 4:
+            self.failures += 1
+            return torch.eye(3, device=frame.device)
+        ransac = RANSAC(model_type="homography", inl_th=self.ransac_threshold)
+        homography, _ = ransac(keypoints[0][indices[:, 0]], keypoints[1][indices[:, 1]])
+        return homography.reshape(3, 3)
 
     def forward(self, last_frames: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         _check_frames(last_frames, frames)
-        if self.matcher is None:
-            raise RuntimeError(
-                "LearnedRegistrator: no matcher set; pass matcher=... (DISK+LightGlue with local weights), "
-                "use k_registrator_model 'opencv'/'identity', or give homos to the model"
+        if not self.functional:
+            raise ValueError(
+                "registration 'disk' needs kornia (pip install 'ssp[learned]'); choose akaze, sift, orb or identity"
             )
-        homos = []
-        for last_frame, frame in zip(last_frames, frames, strict=True):
-            last_points, points = self.matcher(last_frame, frame)
-            homos.append(homography_from_matches(np.asarray(last_points), np.asarray(points), self.ransac_threshold))
-        return torch.from_numpy(np.stack(homos)).float().to(frames.device)
+        with torch.inference_mode():
+            homos = [self._pair(a, b) for a, b in zip(last_frames, frames, strict=True)]
+        return torch.stack(homos).float()
 
 
 def build_registrator(name: str | None, opencv_model_type: str = "akaze") -> nn.Module | None:

@@ -48,8 +48,6 @@ class SSPVideoModel(nn.Module):
             raise ValueError("upsample_before_mixing: only true (every paper config) is implemented")
         if self.config.low_scale_homo:
             raise ValueError("low_scale_homo: only false (every paper config) is implemented")
-        if self.config.model_name != "base":
-            raise ValueError(f"model_name: only 'base' (SSP / KD-SSP) is implemented, got {self.config.model_name!r}")
         self.base_model = HieraUperNet(image_config)
         self.flow_model = RAFT(RaftConfig()) if with_flow_model else None
         self.registrator = build_registrator(self.config.k_registrator_model, opencv_model_type)
@@ -107,6 +105,8 @@ class SSPVideoModel(nn.Module):
             raise ValueError(
                 f"frames and last_frames must be equal B×3×H×W, got {tuple(frames.shape)}, {tuple(last_frames.shape)}"
             )
+        if not (torch.isfinite(frames).all() and torch.isfinite(last_frames).all()):
+            raise ValueError("frames: the input holds NaN or Inf values")
         size = (frames.shape[-2], frames.shape[-1])
         homos = self.homographies(last_frames, frames) if homos is None else _as_homographies(homos, frames.shape[0])
         last_feats = self.base_model.encoder(last_frames)
@@ -130,6 +130,8 @@ class SSPVideoModel(nn.Module):
         video = torch.stack(list(frames)) if not isinstance(frames, torch.Tensor) else frames
         if video.dim() != 4 or video.shape[1] != 3:
             raise ValueError(f"frames: expected T×3×H×W, got {tuple(video.shape)}")
+        if not torch.isfinite(video).all():
+            raise ValueError("frames: the input holds NaN or Inf values")
         steps = video.shape[0]
         if homos is not None and (homos.dim() != 3 or homos.shape != (steps - 1, 3, 3)):
             raise ValueError(f"homos: expected {steps - 1}×3×3 for {steps} frames, got {tuple(homos.shape)}")
