@@ -168,7 +168,7 @@ def test_forward_input_errors(small_model: ClearSCD) -> None:
     with pytest.raises(ValueError, match="imgs"):
         model(torch.randn(1, 3, 64, 64), test=True)
     with pytest.raises(ValueError, match="multiples of 32"):
-        model(torch.randn(1, 6, 48, 48), test=True)
+        model(torch.randn(1, 6, 48, 48), torch.zeros(1, 48, 48), torch.zeros(1, 48, 48), test=False)
     with pytest.raises(ValueError, match="label_A"):
         model(torch.randn(1, 6, 64, 64), test=False)
 
@@ -206,6 +206,7 @@ def test_image_pair_to_input_and_maps(tmp_path, small_model: ClearSCD) -> None:
     import cv2
 
     from clearscd import images_to_input, predict_maps, read_rgb
+    from semcommon.io import ImageReadError
 
     rgb = np.zeros((64, 64, 3), dtype=np.uint8)
     rgb[..., 0] = 255
@@ -220,7 +221,7 @@ def test_image_pair_to_input_and_maps(tmp_path, small_model: ClearSCD) -> None:
     assert maps["sem_A"].shape == (1, 64, 64) and set(maps["change"].unique().tolist()) <= {0, 1}
     with pytest.raises(ValueError, match="same size"):
         images_to_input(image, image[:32])
-    with pytest.raises(FileNotFoundError, match="b.png"):
+    with pytest.raises(ImageReadError, match="b.png"):
         read_rgb(tmp_path / "b.png")
 
 

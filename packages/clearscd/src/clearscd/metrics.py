@@ -1,6 +1,6 @@
 """Metrics of ClearSCD (spec f): the evaluator classes of ``utils/evaluator.py`` and the ``test.py`` protocol.
 
-All metrics are dataset-level: confusion matrices (rows = ground truth, columns = prediction, float64) are
+All metrics are dataset-level: confusion matrices (rows = ground truth, columns = prediction, int64 counts) are
 accumulated over every pixel, and a pixel enters a matrix only when its ground-truth code is in [0, n).
 
 ``SCDTestMetrics(protocol="authors")`` reproduces ``test.py`` exactly, quirks included (spec pitfall 9): mIoU counts
@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from semcommon.metrics import ConfusionMatrix
 
 __all__ = [
     "RES_DICT_KEYS",
@@ -45,26 +47,28 @@ def _safe_div(num: np.ndarray, den: np.ndarray) -> np.ndarray:
 
 
 class SEGEvaluator:
-    """``SEGEvaluator(num_class)``: confusion accumulation and the original's metric methods and rounding."""
+    """``SEGEvaluator(num_class)``: the original's metric methods and rounding on top of the common
+    :class:`semcommon.metrics.ConfusionMatrix` (which does the accumulation; ``confusion_matrix`` is its matrix)."""
 
     def __init__(self, num_class: int) -> None:
         self.num_class = num_class
-        self.confusion_matrix = np.zeros((num_class, num_class), dtype=np.float64)
+        self._matrix = ConfusionMatrix(num_class)
+
+    @property
+    def confusion_matrix(self) -> np.ndarray:
+        """num_class×num_class counts (rows = gt, columns = prediction)."""
+        return self._matrix.matrix
+
+    @confusion_matrix.setter
+    def confusion_matrix(self, value: np.ndarray) -> None:
+        self._matrix.matrix = np.asarray(value, dtype=np.int64).copy()
 
     def reset(self) -> None:
-        self.confusion_matrix[:] = 0
+        self._matrix.reset()
 
     def add_batch(self, gt: Any, pred: Any) -> None:
-        """Accumulate one image or batch; gt codes outside [0, num_class) are dropped (predictions unchecked)."""
-        gt, pred = np.asarray(gt), np.asarray(pred)
-        if gt.shape != pred.shape:
-            raise ValueError(f"add_batch: gt {gt.shape} and pred {pred.shape} differ in shape")
-        mask = (gt >= 0) & (gt < self.num_class)
-        codes = self.num_class * gt[mask].astype(np.int64) + pred[mask].astype(np.int64)
-        if codes.size and (pred[mask].min() < 0 or pred[mask].max() >= self.num_class):
-            raise ValueError(f"add_batch: predictions must lie in [0, {self.num_class}) where gt is valid")
-        counts = np.bincount(codes, minlength=self.num_class**2)
-        self.confusion_matrix += counts.reshape(self.num_class, self.num_class)
+        """Accumulate one image or batch; gt codes outside [0, num_class) are dropped, predictions must be valid."""
+        self._matrix.update(pred, gt)
 
     @property
     def tp(self) -> np.ndarray:
@@ -190,6 +194,7 @@ def nochange_type_codes(
 
 def cohen_kappa(hist: np.ndarray) -> float:
     """κ = (p_o − p_e) / (1 − p_e) of a confusion matrix (0 when empty or p_e = 1), as ``cal_kappa``."""
+    hist = np.asarray(hist, dtype=np.float64)
     total = hist.sum()
     if total == 0:
         return 0.0

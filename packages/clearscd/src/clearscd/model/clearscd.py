@@ -23,14 +23,26 @@ from clearscd.model.sacl import (
     sample_confident_keys,
 )
 
-__all__ = ["ClearSCD", "build_clearscd", "downsample_labels"]
+__all__ = ["ClearSCD", "build_clearscd", "check_imgs", "downsample_labels"]
 
 DECODER_CHANNELS = 128
+PROJ_HIDDEN_CHANNELS = 32  # bottleneck of the SACL projection head (the original's ProjectionHead(proj_dim=32))
 
 
 def downsample_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Nearest downsampling B×H×W → B×h×w (picks pixel (4i, 4j) for a factor 4), as float like the original."""
     return F.interpolate(labels.unsqueeze(1).float(), size=size, mode="nearest").squeeze(1)
+
+
+def check_imgs(imgs: torch.Tensor) -> None:
+    """Refuse anything but a float B×6×H×W tensor (T1 RGB then T2 RGB) with one clear line."""
+    if not isinstance(imgs, torch.Tensor) or imgs.ndim != 4 or imgs.shape[1] != 6:
+        shape = tuple(imgs.shape) if isinstance(imgs, torch.Tensor) else type(imgs).__name__
+        raise ValueError(f"imgs must be B×6×H×W (T1 RGB then T2 RGB), got {shape}")
+    if not imgs.is_floating_point():
+        raise ValueError(
+            f"imgs must be a float tensor (ImageNet-normalised, see images_to_input), got dtype {imgs.dtype}"
+        )
 
 
 class ClearSCD(nn.Module):
@@ -39,7 +51,8 @@ class ClearSCD(nn.Module):
     ``forward(imgs, label_A, label_B, label_BCD, test, warmup)`` with imgs B×6×H×W (T1 RGB, T2 RGB, ImageNet-
     normalised; H, W multiples of 32) returns ``seg_A``/``seg_B`` B×K×H×W logits, ``BCD`` B×1×H×W change logit,
     ``bscc_loss`` (weighted, zero when not computed) and, when SACL is on and ``test`` is false,
-    ``contrast_loss`` (shape [1]) with its parts ``contrast_loss_local`` / ``contrast_loss_global``.
+    ``contrast_loss`` (shape [1]) with its parts ``contrast_loss_local`` / ``contrast_loss_global``. In inference
+    (``test=True``) any H×W works: the input is padded to multiples of 32 and the outputs cropped back.
     """
 
     def __init__(self, config: ClearSCDConfig | None = None) -> None:
@@ -61,7 +74,7 @@ class ClearSCD(nn.Module):
             upsampling=4 if config.downsample_seg else 1,
             fusion=config.fusion,
         )
-        self.proj_head = ProjectionHead(DECODER_CHANNELS, 32)
+        self.proj_head = ProjectionHead(in_channels=config.proj_dim, hidden_channels=PROJ_HIDDEN_CHANNELS)
         if not config.pretrained:
             self.init_weights_kaiming()
 
@@ -92,8 +105,7 @@ class ClearSCD(nn.Module):
         Returns ``enc_A``/``enc_B`` (6 features each), ``dec_A``/``dec_B`` B×128×h×w, ``seglow_A``/``seglow_B``
         (head_seg outputs), ``bcd_low`` B×1×h×w (or a 0-d zero without BSCC) and ``BCD`` (None with only_seg).
         """
-        if imgs.ndim != 4 or imgs.shape[1] != 6:
-            raise ValueError(f"imgs must be B×6×H×W (T1 RGB then T2 RGB), got {tuple(imgs.shape)}")
+        check_imgs(imgs)
         if imgs.shape[2] % 32 or imgs.shape[3] % 32:
             raise ValueError(f"imgs height and width must be multiples of 32, got {tuple(imgs.shape[2:])}")
         enc_A = self.encoder(imgs[:, 0:3])
@@ -124,8 +136,18 @@ class ClearSCD(nn.Module):
         warmup: bool = True,
         generator: torch.Generator | None = None,
     ) -> dict[str, torch.Tensor]:
-        """See the class docstring. ``generator``: optional CPU generator for SACL's pixel shuffling."""
+        """See the class docstring. ``generator``: optional CPU generator for SACL's pixel shuffling.
+
+        With ``test`` true, inputs whose H or W is not a multiple of 32 are padded (edge replication) and the outputs
+        cropped back to H×W; training inputs must be multiples of 32 (the labels would need padding too).
+        """
         cfg = self.config
+        check_imgs(imgs)
+        height, width = imgs.shape[-2:]
+        if test and (height % 32 or width % 32):
+            padded = F.pad(imgs, (0, -width % 32, 0, -height % 32), mode="replicate")
+            out = self.forward(padded, test=True)
+            return {k: v[..., :height, :width] if v.ndim == 4 else v for k, v in out.items()}
         mid = self.forward_intermediates(imgs)
         dec_A, dec_B = mid["dec_A"], mid["dec_B"]
         logits_A, logits_B = mid["seglow_A"], mid["seglow_B"]

@@ -51,15 +51,19 @@ class ChangeDetectionHead(nn.Module):
 
 
 class ProjectionHead(nn.Module):
-    """SACL projection: [1×1 conv 128→32, BN, ReLU, 1×1 conv 32→128]; B×128×h×w → B×128×h×w."""
+    """SACL projection: [1×1 conv C→hidden, BN, ReLU, 1×1 conv hidden→C]; B×C×h×w → B×C×h×w.
 
-    def __init__(self, in_channels: int = 128, proj_dim: int = 32) -> None:
+    ``hidden_channels`` (32 in the original, where the argument was confusingly called ``proj_dim``) is the
+    bottleneck width; the output keeps ``in_channels`` (128), which is the config's ``proj_dim`` (queue width).
+    """
+
+    def __init__(self, in_channels: int = 128, hidden_channels: int = 32) -> None:
         super().__init__()
         self.proj = nn.Sequential(
-            nn.Conv2d(in_channels, proj_dim, kernel_size=1),
-            nn.BatchNorm2d(proj_dim),
+            nn.Conv2d(in_channels, hidden_channels, kernel_size=1),
+            nn.BatchNorm2d(hidden_channels),
             nn.ReLU(inplace=True),
-            nn.Conv2d(proj_dim, in_channels, kernel_size=1),
+            nn.Conv2d(hidden_channels, in_channels, kernel_size=1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
