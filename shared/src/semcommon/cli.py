@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Callable, Mapping
+from typing import Any
+
+from .checkpoint import CheckpointError
 
 STANDARD_COMMANDS = {
     "train": "train a model",
@@ -61,15 +65,35 @@ def demo_handler(package: str) -> Handler:
     return handle
 
 
+def train_handler(make_task: Callable[[argparse.Namespace], Any], **trainer_defaults: Any) -> Handler:
+    """``train``: ``fit(make_task(args), trainer_config_from_args(args, **trainer_defaults))``, then a summary row.
+
+    The ``train`` parser needs :func:`semcommon.training.add_train_arguments`; rank 0 prints the run folder, the
+    step reached and the last evaluation's metrics.
+    """
+
+    def handle(args: argparse.Namespace) -> int:
+        from .training import fit, trainer_config_from_args
+
+        cfg = trainer_config_from_args(args, **trainer_defaults)
+        result = fit(make_task(args), cfg)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print_row({"run_dir": result.run_dir, "step": result.step, **result.metrics})
+        return 0
+
+    return handle
+
+
 def dispatch(
     prog: str,
     args: argparse.Namespace,
     handlers: Mapping[str, Handler],
-    user_errors: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError),
+    user_errors: tuple[type[BaseException], ...] = (FileNotFoundError, ValueError, CheckpointError),
 ) -> int:
     """Call the handler of ``args.command``; a user error becomes ``<prog> <command>: <message>`` and exit 1.
 
-    A standard command without a handler prints that it is not implemented yet and exits 2.
+    A standard command without a handler prints that it is not implemented yet and exits 2; Ctrl-C prints one line
+    (a training run says where it saved) and exits 130.
     """
     handler = handlers.get(args.command)
     if handler is None:
@@ -80,3 +104,6 @@ def dispatch(
     except user_errors as exc:
         print(f"{prog} {args.command}: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as exc:
+        print(f"{prog} {args.command}: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
