@@ -1,0 +1,1 @@
+"""Datasets: synthetic homographies (scikit-image photos), HPatches, YFCC test pairs."""
