@@ -54,8 +54,11 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 32) -> tuple[torch.Tensor, 
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """An RGB image file as ``H×W×3`` (uint8/uint16/float as stored); RGBA loses its alpha, grey is an error."""
+    """An RGB image file as ``H×W×3`` (uint8/uint16/float as stored); RGBA loses its alpha and a grey image is
+    replicated to 3 channels (as PIL ``convert("RGB")`` in the original loaders); other channel counts are errors."""
     image = read_image(path)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=2)
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]
     if image.ndim != 3 or image.shape[2] != 3:
