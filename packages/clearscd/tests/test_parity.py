@@ -1,4 +1,14 @@
-"""Parity with the authors' code: every ``<target>.case*.npz`` of the clearscd fixtures (README tolerances)."""
+"""Parity with the authors' code: every ``<target>.case*.npz`` of the clearscd fixtures (README tolerances).
+
+Discrete choices (issue 11): the only float-driven one is BSCC's ``round(sigmoid(bcd_low))`` (change / no-change
+split), behind the scalar ``bscc_loss`` of ``clearscd_full_train_losses`` and ``loss_weighted_from_logits`` /
+``grad_bcd_low_logits`` of ``bscc_loss``. Logits whose distance to the threshold (logit 0) is below 2 x the error of
+the logits (floor 1e-6 x their scale) may flip between CPUs or CUDA; as a loss cannot leave pixels out, each such
+pixel widens the tolerance by the change the flip itself makes (computed with the package's ``bscc_loss``), and at
+most 20 % of the pixels may be near-ties. Every other selection (SACL class presence, key enqueueing, confusion
+matrices) is made on integer labels and is exact; the rounded metrics are float64 IEEE arithmetic on integer counts
+on the host, identical on every backend.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +30,13 @@ from clearscd.model.sacl import (
     region_queries_hard,
     region_queries_mean,
 )
-from semcommon.testing import Case, assert_close, case_params, load_weights, run_case
+from semcommon.testing import Case, assert_close, case_params, check_outputs, load_weights, parity_device, run_case
 
 NUM_CLASSES = 9
+DEFAULT_RTOL = 1e-4  # README: float outputs 1e-4 relative to the output scale
+LOSS_ATOL = 1e-5  # README: loss scalars of clearscd_full_train_losses
+NEAR_TIE_FLOOR = 1e-6  # issue 11: threshold floor, relative to max(1, max|values|) of the driving values
+NEAR_TIE_MAX_FRACTION = 0.2  # issue 11: at most 20 % of the pixels may be near-ties
 
 
 def _float(value: torch.Tensor | float) -> np.ndarray:
@@ -34,12 +48,19 @@ def _scalar1(value: torch.Tensor) -> np.ndarray:
     return _float(value).reshape(1)
 
 
-def _assert_grad(actual: torch.Tensor | None, expected: np.ndarray, name: str) -> None:
-    """Gradients are tiny: compare relative to their own scale (README), so zero/detached gradients fail."""
+def _assert_grad(
+    actual: torch.Tensor | None, expected: np.ndarray, name: str, allowance: torch.Tensor | None = None
+) -> None:
+    """Gradients are tiny: compare relative to their own scale (README), so zero/detached gradients fail.
+    ``allowance`` (per entry) is the change a near-tie flip of a discrete choice makes."""
     assert actual is not None, f"{name}: no gradient"
     scale = float(np.max(np.abs(expected)))
     assert scale > 0, f"{name}: fixture gradient is all zero"
-    assert_close(actual, expected, atol=1e-4 * scale, name=name)
+    if allowance is None or not bool(allowance.any()):
+        assert_close(actual, expected, atol=1e-4 * scale, name=name)
+        return
+    excess = np.abs(_float(actual) - expected) - 1e-4 * scale - _float(allowance)
+    assert float(excess.max()) <= 0, f"{name}: error exceeds the tolerance plus the near-tie allowance"
 
 
 def _weights_path(case: Case) -> str:
@@ -59,7 +80,7 @@ def _full_model(case: Case) -> ClearSCD:
     config = ClearSCDConfig(size=int(case.meta.get("args.size", 512)))
     model = ClearSCD(config)
     model.load_state_dict({k: v.clone() for k, v in _weights(_weights_path(case)).items()})
-    return model.eval()
+    return model.to(parity_device()).eval()
 
 
 def run_clearscd_full(case: Case) -> None:
@@ -68,36 +89,70 @@ def run_clearscd_full(case: Case) -> None:
     with torch.no_grad():
         mid = model.forward_intermediates(imgs)
         out = model(imgs, test=True)
-    for level in range(1, 6):
-        assert_close(mid["enc_A"][level], case.outputs[f"enc_A.{level}"], name=f"enc_A.{level}")
-    for name in ("dec_A", "dec_B", "seglow_A", "seglow_B", "bcd_low"):
-        assert_close(mid[name], case.outputs[name], name=name)
-    for name in ("seg_A", "seg_B", "BCD"):
-        assert_close(out[name], case.outputs[name], name=name)
+    actual = {f"enc_A.{level}": mid["enc_A"][level] for level in range(1, 6)}
+    actual.update({name: mid[name] for name in ("dec_A", "dec_B", "seglow_A", "seglow_B", "bcd_low")})
+    actual.update({name: out[name] for name in ("seg_A", "seg_B", "BCD")})
+    check_outputs(case, actual, required=("seg_A", "seg_B", "BCD"))
+
+
+def _bscc_near_ties(logits: torch.Tensor, error: float) -> torch.Tensor:
+    """Pixels whose ``round(sigmoid(logit))`` may flip: |logit| (distance to the 0.5 threshold in logit space)
+    below 2 x ``error``, floor 1e-6 x max(1, max|logit|); at most 20 % of them."""
+    scale = max(1.0, float(logits.abs().max()))
+    near = logits.abs() < max(2.0 * error, NEAR_TIE_FLOOR * scale)
+    fraction = float(near.double().mean())
+    assert fraction <= NEAR_TIE_MAX_FRACTION, f"BSCC near-ties cover {fraction:.1%} of the pixels"
+    return near
+
+
+def _bscc_from_logits(pred: torch.Tensor, logits: torch.Tensor, near: torch.Tensor | None = None, **kwargs):
+    """``bscc_loss(pred, sigmoid(l), round(sigmoid(l)))`` as the model computes it, and its gradient w.r.t. the
+    logits; with ``near`` the rounded targets of those pixels are flipped (the other side of the near-tie)."""
+    logits = logits.detach().clone().requires_grad_(True)
+    prob = torch.sigmoid(logits)
+    target = torch.round(prob.detach())
+    if near is not None:
+        target = torch.where(near, 1 - target, target)
+    loss = bscc_loss(pred.detach(), prob, target, **kwargs)
+    (grad,) = torch.autograd.grad(loss, logits)
+    return loss.detach(), grad
 
 
 def run_clearscd_full_train_losses(case: Case) -> None:
     model = _full_model(case)
+    imgs = case.tensor("imgs")
     out = model(
-        case.tensor("imgs"), case.tensor("label_A"), case.tensor("label_B"), case.tensor("label_BCD"),
-        test=False, warmup=False,
-    )  # fmt: skip
-    for name in ("contrast_loss", "contrast_loss_local", "contrast_loss_global", "bscc_loss"):
-        assert_close(_scalar1(out[name]), case.outputs[name], atol=1e-5, name=name)
-    for name in ("seg_A", "seg_B", "BCD"):
-        assert_close(out[name], case.outputs[name], name=name)
+        imgs, case.tensor("label_A"), case.tensor("label_B"), case.tensor("label_BCD"), test=False, warmup=False
+    )
+    main = ("contrast_loss", "bscc_loss", "seg_A", "seg_B", "BCD")
+    actual = {name: _scalar1(out[name]) for name in ("contrast_loss", "contrast_loss_local", "contrast_loss_global")}
+    actual.update({name: out[name] for name in ("seg_A", "seg_B", "BCD")})
+    losses = {"contrast_loss", "contrast_loss_local", "contrast_loss_global"}
+    check_outputs(case, actual, required=main, tolerances={n: {"atol": LOSS_ATOL} for n in losses}, skip=("bscc_loss",))
+    # bscc_loss: the change/no-change split round(sigmoid(bcd_low)). bcd_low is not in the case: produced values,
+    # with the largest error its tolerance (1e-4 relative) admits.
+    with torch.no_grad():
+        mid = model.forward_intermediates(imgs)
+    bcd_low = mid["bcd_low"]
+    near = _bscc_near_ties(bcd_low, DEFAULT_RTOL * max(1.0, float(bcd_low.abs().max())))
+    allowance = 0.0
+    if bool(near.any()):
+        diff = torch.abs(mid["dec_A"] - mid["dec_B"])
+        base, _ = _bscc_from_logits(diff, bcd_low)
+        flipped, _ = _bscc_from_logits(diff, bcd_low, near)
+        allowance = model.config.bscc_weight * float((flipped - base).abs())
+    assert_close(_scalar1(out["bscc_loss"]), case.outputs["bscc_loss"], atol=LOSS_ATOL + allowance, name="bscc_loss")
 
 
 def run_cvaps_head(case: Case) -> None:
     head = ChangeDetectionHead(num_segclass=9, num_convs=3, upsampling=4, fusion="diff")
     head.load_state_dict(_weights(_weights_path(case)))
-    head.eval()
+    head.to(parity_device()).eval()
     fused = torch.abs(case.tensor("logits_A_low") - case.tensor("logits_B_low"))
     assert_close(fused, case.inputs["x"], name="x")
     with torch.no_grad():
         low, up = head(case.tensor("x"), with_bscc=True)
-    assert_close(low, case.outputs["bcd_low"], name="bcd_low")
-    assert_close(up, case.outputs["BCD"], name="BCD")
+    check_outputs(case, {"bcd_low": low, "BCD": up}, required=("BCD",))
 
 
 def run_bscc_loss(case: Case) -> None:
@@ -110,12 +165,18 @@ def run_bscc_loss(case: Case) -> None:
     _assert_grad(pred.grad, case.outputs["grad_pred"], "grad_pred")
     _assert_grad(tar.grad, case.outputs["grad_tar"], "grad_tar")
 
-    logits = case.tensor("bcd_low_logits").requires_grad_(True)
-    prob = torch.sigmoid(logits)
-    weighted = weight * bscc_loss(case.tensor("pred"), prob, torch.round(prob), margin=margin, eps=eps)
-    weighted.backward()
-    assert_close(_scalar1(weighted), case.outputs["loss_weighted_from_logits"], name="loss_weighted_from_logits")
-    _assert_grad(logits.grad, case.outputs["grad_bcd_low_logits"], "grad_bcd_low_logits")
+    # round(sigmoid(l)) of the given logits: exact inputs, so only the floor (1e-6 x scale) marks near-ties.
+    logits = case.tensor("bcd_low_logits")
+    near = _bscc_near_ties(logits, 0.0)
+    loss_w, grad_w = _bscc_from_logits(case.tensor("pred"), logits, margin=margin, eps=eps)
+    loss_allow, grad_allow = 0.0, torch.zeros_like(grad_w)
+    if bool(near.any()):
+        flipped, flipped_grad = _bscc_from_logits(case.tensor("pred"), logits, near, margin=margin, eps=eps)
+        loss_allow, grad_allow = weight * float((flipped - loss_w).abs()), weight * (flipped_grad - grad_w).abs()
+    expected = case.outputs["loss_weighted_from_logits"]
+    tolerance = DEFAULT_RTOL * max(1.0, float(np.abs(expected).max())) + loss_allow
+    assert_close(_scalar1(weight * loss_w), expected, atol=tolerance, name="loss_weighted_from_logits")
+    _assert_grad(weight * grad_w, case.outputs["grad_bcd_low_logits"], "grad_bcd_low_logits", grad_allow)
 
 
 def run_sacl_local(case: Case) -> None:
@@ -129,7 +190,7 @@ def run_sacl_local(case: Case) -> None:
 
 
 def _queues(state: dict[str, torch.Tensor], date: str) -> list[torch.Tensor]:
-    return [state[f"queue_{date}{c}"].clone() for c in range(NUM_CLASSES)]
+    return [state[f"queue_{date}{c}"].clone().to(parity_device()) for c in range(NUM_CLASSES)]
 
 
 def run_sacl_global(case: Case) -> None:
@@ -158,7 +219,7 @@ def run_sacl_enqueue(case: Case) -> None:
     enqueue_keys(queues, pointers, case.tensor("keys"), case.tensor("class_vals"), case.meta["enqueue_len"])
     for c in range(NUM_CLASSES):
         assert_close(pointers[c], case.outputs[f"ptr_A{c}"], name=f"ptr_A{c}")
-        expected = case.outputs.get(f"queue_A{c}", before[c].numpy())
+        expected = case.outputs.get(f"queue_A{c}", before[c].cpu().numpy())
         assert_close(queues[c], expected, name=f"queue_A{c}")
     assert any(f"queue_A{c}" in case.outputs for c in range(NUM_CLASSES)), "case changes no queue"
 
@@ -185,10 +246,8 @@ def run_evaluators(case: Case) -> None:
         "bcd_IoU": bcd.intersection_over_union(), "bcd_F1": bcd.f1_score(), "bcd_precision": bcd.precision(),
         "bcd_recall": bcd.recall(),
     }  # fmt: skip
-    assert set(case.outputs) <= set(actual), f"unhandled outputs {set(case.outputs) - set(actual)}"
-    for name, expected in case.outputs.items():
-        # Rounded to 5 decimals by the original: must match to float32 storage precision.
-        assert_close(_float(actual[name]), expected, atol=1e-6, name=name)
+    # Rounded to 5 decimals by the original: must match to float32 storage precision.
+    check_outputs(case, {name: _float(value) for name, value in actual.items()}, default={"atol": 1e-6})
 
 
 def run_scd_test_metrics(case: Case) -> None:
