@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := semstereo semaglue clearscd ssp sgdepth_pkd
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint format clean $(PACKAGES:%=test-%) test-shared
+.PHONY: setup demo test bench lint format clean fixtures $(PACKAGES:%=test-%) test-shared
 
 setup: $(STAMP)
 
@@ -38,6 +38,11 @@ lint: setup
 format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Parity fixtures (not in the repository): make fixtures FIXTURES_FROM=<folder or .tar.gz/.zip archive>
+FIXTURES_FROM ?=
+fixtures:
+	$(PYTHON) tools/fixtures.py "$(FIXTURES_FROM)" .fixtures
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,9 +1,13 @@
 """Parity-fixture machinery shared by every package's ``tests/test_parity.py``.
 
-Fixtures live in ``$SEMVISION_FIXTURES/<package>`` when that variable is set, else in
+Fixtures are looked up in ``$SEMVISION_FIXTURES/<package>`` when that variable is set, else in
+``<repository root>/.fixtures/<package>`` (what ``make fixtures FIXTURES_FROM=<dir|archive>`` fills), else in
 ``<repository root>/../shared/fixtures/<package>``. A case file ``<target>.case<N>.npz`` holds ``in.<name>``
 inputs, ``out.<name>`` expected outputs and a ``meta`` JSON string; ``<target>.weights.npz`` holds the original
 ``state_dict`` with float tensors stored as float16 (loaded back as float32 here).
+
+Missing fixtures skip the parity tests locally and fail them under ``CI=true``, unless ``SEMVISION_PARITY=skip``
+says explicitly that this run does not check parity (the skip reason then says so).
 
 Typical use in a test module::
 
@@ -23,7 +27,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +57,7 @@ __all__ = [
     "repo_root",
     "require_fixtures",
     "run_case",
+    "strict_device_placement",
     "topk_near_ties",
 ]
 
@@ -70,20 +76,32 @@ def repo_root(start: Path | None = None) -> Path | None:
 
 
 def fixtures_dir(package: str) -> Path:
-    """Where the fixtures of ``package`` are expected (the folder may not exist)."""
+    """Where the fixtures of ``package`` are expected (the folder may not exist): the first existing of
+    ``$SEMVISION_FIXTURES/<package>`` (when set, the only candidate), ``<root>/.fixtures/<package>``,
+    ``<root>/../shared/fixtures/<package>``; the last candidate when none exists."""
     env = os.environ.get("SEMVISION_FIXTURES")
     if env:
         return Path(env) / package
-    root = repo_root()
-    base = (root.parent if root is not None else Path.cwd().parent) / "shared" / "fixtures"
-    return base / package
+    root = repo_root() or Path.cwd()
+    candidates = [root / ".fixtures" / package, root.parent / "shared" / "fixtures" / package]
+    return next((folder for folder in candidates if folder.is_dir()), candidates[-1])
+
+
+def _parity_skipped_on_purpose() -> bool:
+    return os.environ.get("SEMVISION_PARITY", "").lower() == "skip"
 
 
 def _missing_reason(package: str) -> str:
+    if _parity_skipped_on_purpose():
+        return f"parity NOT checked for {package!r}: SEMVISION_PARITY=skip"
     return (
         f"parity fixtures for {package!r} not found at {fixtures_dir(package)} "
-        "(set SEMVISION_FIXTURES or place ../shared/fixtures beside the repository)"
+        "(get them with `make fixtures FIXTURES_FROM=<dir|archive>`, or set SEMVISION_FIXTURES)"
     )
+
+
+def _fail_when_missing() -> bool:
+    return os.environ.get("CI", "").lower() == "true" and not _parity_skipped_on_purpose()
 
 
 def require_fixtures(package: str) -> Path:
@@ -91,8 +109,8 @@ def require_fixtures(package: str) -> Path:
     import pytest
 
     folder = fixtures_dir(package)
-    if not folder.is_dir():
-        if os.environ.get("CI", "").lower() == "true":
+    if not folder.is_dir() or _parity_skipped_on_purpose():
+        if _fail_when_missing():
             pytest.fail(_missing_reason(package))
         pytest.skip(_missing_reason(package))
     return folder
@@ -115,11 +133,10 @@ def case_params(package: str, target: str | None = None) -> list[Any]:
     """
     import pytest
 
-    files = case_files(package, target)
+    files = [] if _parity_skipped_on_purpose() else case_files(package, target)
     if files:
         return [pytest.param(path, id=path.name) for path in files]
-    folder = fixtures_dir(package)
-    if not folder.is_dir():
+    if _parity_skipped_on_purpose() or not fixtures_dir(package).is_dir():
         return [_missing_param(package, "fixtures-missing")]
     return []
 
@@ -138,7 +155,7 @@ def _missing_param(package: str, test_id: str) -> Any:
     """Skip outside CI; under ``CI=true`` the test runs and fails when it loads the missing file."""
     import pytest
 
-    if os.environ.get("CI", "").lower() == "true":
+    if _fail_when_missing():
         return pytest.param(MissingFixtures(package), id=test_id)
     return pytest.param(MissingFixtures(package), id=test_id, marks=pytest.mark.skip(reason=_missing_reason(package)))
 
@@ -213,8 +230,16 @@ def check_cli(main: Callable[[list[str]], int], commands: Sequence[str], capsys:
     capsys.readouterr()
 
 
-def run_case(path: str | Path | MissingFixtures, runners: Mapping[str, Callable[[Case], None]], seed: int = 0) -> None:
+def run_case(
+    path: str | Path | MissingFixtures,
+    runners: Mapping[str, Callable[[Case], None]],
+    seed: int = 0,
+    strict_device: bool = False,
+) -> None:
     """Load a case file and run the runner registered for its target, with torch seeded to ``seed``.
+
+    With ``strict_device`` the runner runs under :func:`strict_device_placement` (every module forward; the whole
+    runner for weight-free targets), so code that creates tensors off its input's device fails on the CPU too.
 
     A case whose target has no runner fails the test, naming the file and the known targets, so a new fixture
     target is never silently ignored.
@@ -226,7 +251,11 @@ def run_case(path: str | Path | MissingFixtures, runners: Mapping[str, Callable[
     if runner is None:
         pytest.fail(f"no parity runner for fixture target {case.target!r} ({case.path.name}); known: {sorted(runners)}")
     torch.manual_seed(seed)
-    runner(case)
+    if strict_device:
+        with strict_device_placement(whole_block=not case.weights_path.is_file()):
+            runner(case)
+    else:
+        runner(case)
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
@@ -257,7 +286,7 @@ def manifest_params(package: str) -> list[Any]:
     import pytest
 
     folder = fixtures_dir(package)
-    files = sorted(folder.glob("manifest_*.json")) if folder.is_dir() else []
+    files = sorted(folder.glob("manifest_*.json")) if folder.is_dir() and not _parity_skipped_on_purpose() else []
     if files:
         return [pytest.param(path, id=path.name) for path in files]
     return [_missing_param(package, "manifests-missing")]
@@ -429,3 +458,40 @@ def parity_device() -> torch.device:
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
     return device
+
+
+@contextmanager
+def strict_device_placement(whole_block: bool = True) -> Iterator[None]:
+    """Make tensors created without an explicit device land on the ``meta`` device.
+
+    Code that builds its tensors on its input's device (``device=x.device``, ``*_like``) is unaffected; code that
+    relies on the default device (``torch.zeros(n)``, ``torch.tensor([...])``, ``torch.arange(n).to(x)``) then mixes
+    meta and CPU tensors and fails here on the CPU exactly where it would mix host and GPU tensors on CUDA.
+
+    With ``whole_block`` the rule holds for the whole block (functions: losses, metrics, geometry); without it,
+    only inside every ``nn.Module`` forward call, so modules can still be built and loaded inside the block.
+    """
+    from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+
+    stack: list[torch.device] = []
+
+    def enter(_module: torch.nn.Module, _inputs: Any) -> None:
+        context = torch.device("meta")
+        context.__enter__()
+        stack.append(context)
+
+    def leave(_module: torch.nn.Module, _inputs: Any, _output: Any) -> None:
+        stack.pop().__exit__(None, None, None)
+
+    handles = [register_module_forward_pre_hook(enter), register_module_forward_hook(leave, always_call=True)]
+    try:
+        if whole_block:
+            with torch.device("meta"):
+                yield
+        else:
+            yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        while stack:
+            stack.pop().__exit__(None, None, None)
