@@ -14,9 +14,9 @@ from semcommon.testing import load_manifest, manifest_params
 from ssp import CheckpointError, HieraUperNet, SSPVideoModel, VideoModelConfig, load_pretrained
 from ssp.cli import main
 from ssp.config import load_experiment_config
-from ssp.inference import normalize, predict_pair
 from ssp.model import RAFT
 from ssp.model.registration import LearnedRegistrator, kornia_available
+from ssp.predict import normalize, predict_pair
 
 
 def _shape_only_checkpoint(path, shapes: dict[str, list[int]]) -> None:
@@ -168,7 +168,7 @@ def test_internal_errors_keep_their_traceback(tmp_path, reduced_image_config, mo
     def broken(*args, **kwargs):
         raise RuntimeError("internal bug")
 
-    monkeypatch.setattr("ssp.inference.predict_pair", broken)
+    monkeypatch.setattr("ssp.predict.predict_pair", broken)
     checkpoint = _video_checkpoint(tmp_path, reduced_image_config)
     with pytest.raises(RuntimeError, match="internal bug"):
         main(["predict", str(checkpoint), str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", "x.png"])

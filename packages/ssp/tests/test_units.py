@@ -237,7 +237,7 @@ def test_predict_pair_and_cli_on_image_files(tmp_path, reduced_image_config) -> 
     import cv2
 
     from ssp.cli import main
-    from ssp.inference import predict_pair
+    from ssp.predict import predict_pair
 
     big = _textured(200, 260)
     cv2.imwrite(str(tmp_path / "a.png"), cv2.cvtColor(big[10:170, 10:234], cv2.COLOR_RGB2BGR))

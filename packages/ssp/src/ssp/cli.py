@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
+
+import numpy as np
 
 from semcommon.checkpoint import CheckpointError
 from semcommon.cli import add_device_argument, demo_handler, dispatch, package_parser
+from ssp.model.ssp import SSPVideoModel
+from ssp.predict import REGISTRATIONS
 
 PROG = "ssp"
 
@@ -14,15 +20,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser, sub = package_parser(
         PROG,
         "SSP / KD-SSP (CVPR 2025): temporally consistent video semantic segmentation for UAVs (UAVid, RuralScapes).",
-        custom=("predict",),
+        custom=("predict", "evaluate"),
     )
-    predict = sub.add_parser("predict", help="segment a frame, propagating from the previous frame (SSP checkpoint)")
-    predict.add_argument("checkpoint", help="SSP video checkpoint (.pth.tar, authors' format)")
-    predict.add_argument("last_frame", help="previous frame (image file)")
-    predict.add_argument("frame", help="current frame (image file)")
-    predict.add_argument("--out", required=True, help="output PNG: train ids + 1 (the authors' raw-mask convention)")
-    predict.add_argument("--registration", default="sift", choices=["akaze", "sift", "orb", "identity"])
-    predict.add_argument("--size", type=int, nargs=2, default=[736, 1280], metavar=("H", "W"))
+    evaluate = sub.add_parser("evaluate", help="mIoU, per-class IoU and temporal consistency (TC) over whole clips")
+    evaluate.add_argument("--checkpoint", required=True, help="SSP video or image checkpoint (authors' or ours)")
+    evaluate.add_argument("--data", required=True, help="synthetic | a prepared dataset root")
+    evaluate.add_argument("--dataset", default="uavid", choices=["uavid", "ruralscapes"])
+    evaluate.add_argument("--split", default="val", choices=["train", "val", "test"])
+    evaluate.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                          help="evaluation size (default: 736 1280; synthetic: its frame size)")  # fmt: skip
+    evaluate.add_argument("--registration", choices=[*REGISTRATIONS, "given"],
+                          help="default: given (known homographies) for synthetic data, else akaze")  # fmt: skip
+    evaluate.add_argument("--flow", choices=["raft", "homography", "none"],
+                          help="TC flow (default: homography for synthetic data, else raft)")  # fmt: skip
+    evaluate.add_argument("--raft-weights", help="RAFT 'things' weights for the TC flow (default: the checkpoint's)")
+    evaluate.add_argument("--out", help="output folder (default: <checkpoint folder>/eval_<split>)")
+    add_device_argument(evaluate)
+    predict = sub.add_parser(
+        "predict",
+        help="segment a video, a folder of frames or an image (SSP: fused output carried forward)",
+        description="ssp predict INPUT --checkpoint CKPT --out DIR, or the pair form ssp predict CKPT LAST CURRENT "
+        "--out PRED.png (one frame segmented from its previous frame).",
+    )
+    predict.add_argument("inputs", nargs="+", help="VIDEO | FRAME_DIR | IMAGE; pair form: CKPT LAST CURRENT")
+    predict.add_argument("--checkpoint", help="SSP video or image checkpoint (authors' .pth.tar or ours)")
+    predict.add_argument("--out", required=True, help="new output folder (pair form: the output PNG)")
+    predict.add_argument("--registration", default="akaze", choices=list(REGISTRATIONS))
+    predict.add_argument("--registration-weights", help="DISK/LightGlue weights for --registration disk")
+    predict.add_argument("--size", type=int, nargs=2, default=[736, 1280], metavar=("H", "W"),
+                         help="inference size, multiples of 32 (default: the authors' 736 1280)")  # fmt: skip
+    predict.add_argument("--preview-fps", type=float, default=10.0, help="frame rate of preview.mp4")
+    predict.add_argument("--no-preview", action="store_true", help="skip preview.mp4")
     add_device_argument(predict)
     uavid = sub.add_parser("prepare-uavid", help="UAVid videos + official/VDD labels -> the prepared clip layout")
     uavid.add_argument("source", help="folder of sequences: <seq>/images.mp4, <seq>/Labels/<NNNNNN>.png")
@@ -72,32 +100,101 @@ def _summary(root) -> str:
     return ", ".join(f"{n} {split} clips" for split, n in counts.items())
 
 
-def _predict(args: argparse.Namespace) -> int:
-    import numpy as np
+def _class_colors(n_classes: int) -> np.ndarray:
+    from semcommon.viz import palette
+    from ssp.data.tables import DATASETS
 
-    from semcommon.io import write_image
+    for info in DATASETS.values():
+        if info.n_classes == n_classes:
+            return np.array(info.train_id_colors, np.uint8)
+    return palette(n_classes)
+
+
+def _load_segmenter(path: str, device: str):
     from semcommon.runtime import resolve_device
     from ssp.checkpoint import load_pretrained
-    from ssp.inference import predict_pair
-    from ssp.model.registration import IdentityRegistrator, OpenCVRegistrator
-    from ssp.model.ssp import SSPVideoModel
+    from ssp.model.image_model import HieraUperNet
 
-    model = load_pretrained(args.checkpoint)
-    if not isinstance(model, SSPVideoModel):
-        raise CheckpointError(f"{args.checkpoint}: not an SSP video checkpoint")
-    model.to(resolve_device(args.device))
-    registrator = IdentityRegistrator() if args.registration == "identity" else OpenCVRegistrator(args.registration)
-    result = predict_pair(model, args.last_frame, args.frame, registrator, size=tuple(args.size))
-    write_image(args.out, (result["pred"].cpu().numpy() + 1).astype(np.uint8))
-    print(f"wrote {args.out}; homography {result['homography'].numpy().round(3).tolist()}")
+    model = load_pretrained(path)
+    if not isinstance(model, (SSPVideoModel, HieraUperNet)):
+        raise CheckpointError(f"{path}: a {type(model).__name__} checkpoint, not an SSP or image segmentation model")
+    return model.to(resolve_device(device))
+
+
+def _write_atomic_png(path: Path, array: np.ndarray) -> None:
+    from semcommon.io import write_image
+
+    if path.exists():
+        raise ValueError(f"--out {path}: exists (choose a new file)")
+    if path.suffix.lower() != ".png":
+        raise ValueError(f"--out {path}: the pair form writes a .png file")
+    tmp = path.with_name(f".{path.name}.partial.png")
+    write_image(tmp, array)
+    os.replace(tmp, path)
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ssp.predict import VideoPredictor, make_registrator, predict_pair, predict_video
+
+    if args.checkpoint is None:
+        checkpoint, last_frame, frame = args.inputs
+        model = _load_segmenter(checkpoint, args.device)
+        if not isinstance(model, SSPVideoModel):
+            raise CheckpointError(f"{checkpoint}: the pair form needs an SSP video checkpoint")
+        registrator = make_registrator(args.registration, model, args.registration_weights)
+        result = predict_pair(model, last_frame, frame, registrator, size=tuple(args.size))
+        _write_atomic_png(Path(args.out), (result["pred"].cpu().numpy() + 1).astype(np.uint8))
+        print(f"wrote {args.out}; homography {result['homography'].numpy().round(3).tolist()}")
+        return 0
+    model = _load_segmenter(args.checkpoint, args.device)
+    registrator = make_registrator(args.registration, model, args.registration_weights)
+    predictor = VideoPredictor(model, registrator, size=tuple(args.size))
+    n_classes = model.base_model.config.n_classes if isinstance(model, SSPVideoModel) else model.config.n_classes
+    summary = predict_video(predictor, args.inputs[0], args.out, _class_colors(n_classes),
+                            preview=not args.no_preview, fps=args.preview_fps)  # fmt: skip
+    print(f"wrote {args.out}: {summary['frames']} frames at {summary['fps']} frames/s (inference), "
+          f"registration failures (identity used): {summary['registration_failures']}")  # fmt: skip
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ssp.checkpoint import load_pretrained
+    from ssp.data import SyntheticConfig, open_source
+    from ssp.evaluate import evaluate_model, format_table, write_results
+
+    model = _load_segmenter(args.checkpoint, args.device)
+    source = open_source(args.data, args.split, args.dataset)
+    synthetic = args.data == "synthetic"
+    size = tuple(args.size) if args.size else (SyntheticConfig().size if synthetic else (736, 1280))
+    registration = args.registration or ("given" if synthetic else "akaze")
+    flow = args.flow or ("homography" if synthetic else "raft")
+    raft = None
+    if flow == "raft":
+        if args.raft_weights:
+            raft = load_pretrained(args.raft_weights, kind="raft").to(next(model.parameters()).device)
+        elif getattr(model, "flow_model", None) is not None:
+            raft = model.flow_model
+            print("TC flow: the checkpoint's RAFT weights (flow_model.*)")
+    result = evaluate_model(model, source, size, registration, flow, raft)
+    out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{args.split}"
+    write_results(result, out, {"checkpoint": str(args.checkpoint), "data": args.data, "split": args.split})
+    print(format_table(result["metrics"]))
+    print(f"wrote {out / 'metrics.json'}, per_frame.csv, per_clip.csv")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "predict":
+        if args.checkpoint is None and len(args.inputs) != 3:
+            parser.error("predict: --checkpoint is required (or the pair form: CKPT LAST CURRENT)")
+        if args.checkpoint is not None and len(args.inputs) != 1:
+            parser.error("predict: give one input (video, frame folder or image) with --checkpoint")
     handlers = {
         "demo": demo_handler("ssp"),
         "predict": _predict,
+        "evaluate": _evaluate,
         "prepare-uavid": _prepare_uavid,
         "prepare-ruralscapes": _prepare_ruralscapes,
     }

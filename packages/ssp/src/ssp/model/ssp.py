@@ -118,6 +118,25 @@ class SSPVideoModel(nn.Module):
         return result
 
     @torch.no_grad()
+    def propagate(
+        self,
+        frame: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None,
+        homography: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """One step of recurrent inference: ``frame`` ``1×3×H×W``, ``state`` from the previous step (None at the
+        first frame), ``homography`` ``1×3×3`` previous -> current. Returns (fused logits ``1×n×H×W``, new state =
+        (previous fused output, the frame's raw stride-4 feature map))."""
+        size = (frame.shape[-2], frame.shape[-1])
+        feats = self.base_model.encoder(frame)
+        out = self.base_model.decoder(feats)
+        if state is None:
+            return self._upsample(out, size), (out, feats[0])
+        last_out, last_featmap = state
+        fused = self.fuse(out, feats[0], last_out, last_featmap, homography.to(frame.dtype), size)["out"]
+        return fused, (fused, feats[0])
+
+    @torch.no_grad()
     def infer_video(
         self, frames: torch.Tensor | Sequence[torch.Tensor], homos: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -135,18 +154,13 @@ class SSPVideoModel(nn.Module):
         steps = video.shape[0]
         if homos is not None and (homos.dim() != 3 or homos.shape != (steps - 1, 3, 3)):
             raise ValueError(f"homos: expected {steps - 1}×3×3 for {steps} frames, got {tuple(homos.shape)}")
-        size = (video.shape[-2], video.shape[-1])
-        feats = self.base_model.encoder(video[:1])
-        last_out, last_featmap = self.base_model.decoder(feats), feats[0]
-        outputs = [self._upsample(last_out, size)]
-        for t in range(1, steps):
-            current = video[t : t + 1]
-            homo = self.homographies(video[t - 1 : t], current) if homos is None else homos[t - 1 : t]
-            feats = self.base_model.encoder(current)
-            out = self.base_model.decoder(feats)
-            last_out = self.fuse(out, feats[0], last_out, last_featmap, homo.to(video.dtype), size)["out"]
-            last_featmap = feats[0]
-            outputs.append(last_out)
+        state, outputs = None, []
+        for t in range(steps):
+            homo = None
+            if t > 0:
+                homo = self.homographies(video[t - 1 : t], video[t : t + 1]) if homos is None else homos[t - 1 : t]
+            fused, state = self.propagate(video[t : t + 1], state, homo)
+            outputs.append(fused)
         logits = torch.cat(outputs)
         return logits.argmax(dim=1), logits
 

@@ -1,0 +1,317 @@
+"""Prediction on the user's files: a video, a folder of frames, one image, or one (previous, current) pair.
+
+:class:`VideoPredictor` streams frames one by one: every frame is resized to the inference size (multiples of 32,
+PIL bilinear as the authors' loaders), segmented, and — for an SSP checkpoint — fused with the previous fused output
+warped by the registration homography (the recurrent propagation of ``infer_video``); logits are resized back to
+the frame's own size before the argmax. Registration failures fall back to the identity and are counted.
+
+:func:`predict_video` writes, under a new folder (built as ``<out>.partial`` and renamed at the end):
+``masks/<frame>.png`` (uint8 raw masks: class id + 1, the authors' convention, lossless), ``colour/<frame>.png``
+(class colours), ``overlay/<frame>.png`` (75 % colour over the frame), ``preview.mp4`` (the overlays) and
+``summary.json`` (frames, frames per second, registration failures).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from semcommon.checkpoint import CheckpointError
+from semcommon.io import read_image
+from ssp.model.registration import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    IdentityRegistrator,
+    LearnedRegistrator,
+    OpenCVRegistrator,
+)
+from ssp.model.ssp import SSPVideoModel
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "REGISTRATIONS",
+    "VideoPredictor",
+    "iter_frames",
+    "load_frame",
+    "logits_to_size",
+    "make_registrator",
+    "normalize",
+    "predict_pair",
+    "predict_video",
+    "resize_frame",
+]
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm")
+REGISTRATIONS = ("akaze", "sift", "orb", "identity", "disk")
+
+
+def normalize(image: np.ndarray) -> torch.Tensor:
+    """uint8 RGB ``H×W×3`` -> ImageNet-normalised ``1×3×H×W`` float32."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"image: expected uint8 H×W×3 RGB, got {image.dtype} {image.shape}")
+    tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0
+    mean, std = torch.tensor(IMAGENET_MEAN).view(3, 1, 1), torch.tensor(IMAGENET_STD).view(3, 1, 1)
+    return ((tensor - mean) / std)[None]
+
+
+def resize_frame(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """uint8 RGB ``H×W×3`` resized to ``size`` (H, W) with PIL bilinear, as the original loaders do."""
+    if image.shape[:2] == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def load_frame(path: str | Path, size: tuple[int, int] = (736, 1280)) -> tuple[np.ndarray, torch.Tensor]:
+    """Read an RGB frame and resize it to ``size`` (H, W). Returns (uint8 ``H×W×3``, normalised ``1×3×H×W``)."""
+    resized = resize_frame(read_image(path, dtype=np.uint8, channels=3), size)
+    return resized, normalize(resized)
+
+
+def logits_to_size(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``B×n×h×w`` logits resized bilinearly to ``size`` (the input image's), unchanged if already that size."""
+    if tuple(logits.shape[-2:]) == tuple(size):
+        return logits
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def predict_pair(
+    model: SSPVideoModel,
+    last_path: str | Path,
+    path: str | Path,
+    registrator: nn.Module | None = None,
+    size: tuple[int, int] = (736, 1280),
+) -> dict[str, torch.Tensor]:
+    """Segment ``path`` with SSP, propagating from ``last_path`` (previous frame of the same size).
+
+    Both frames are resized to the inference ``size`` (multiples of 32); the fused logits are resized back to the
+    input's size before the argmax. ``registrator``: an :class:`OpenCVRegistrator` (default: SIFT), or any module
+    mapping (last_frames, frames) -> ``B×3×3``. Returns ``pred`` ``H×W`` and ``logits`` ``n×H×W`` at the input size,
+    ``homography`` ``3×3`` (previous -> current pixels, at the inference size).
+    """
+    if size[0] % 32 or size[1] % 32:
+        raise ValueError(f"size: height and width must be multiples of 32, got {size}")
+    last_original = read_image(last_path, dtype=np.uint8, channels=3)
+    original = read_image(path, dtype=np.uint8, channels=3)
+    if last_original.shape != original.shape:
+        raise ValueError(
+            f"{last_path} ({last_original.shape[1]}x{last_original.shape[0]}) and {path} "
+            f"({original.shape[1]}x{original.shape[0]}): frames of one video must have the same size"
+        )
+    last_image, image = resize_frame(last_original, size), resize_frame(original, size)
+    last_frame, frame = normalize(last_image), normalize(image)
+    registrator = registrator if registrator is not None else OpenCVRegistrator("sift")
+    if isinstance(registrator, OpenCVRegistrator):
+        homography = torch.from_numpy(registrator.estimate(last_image, image)).float()[None]
+    else:
+        homography = registrator(last_frame, frame).float()
+    device = next(model.parameters()).device
+    _, logits = model.infer_video(torch.cat([last_frame, frame]).to(device), homos=homography.to(device))
+    logits = logits_to_size(logits[1:], original.shape[:2])[0]
+    return {"pred": logits.argmax(dim=0), "logits": logits, "homography": homography[0]}
+
+
+def make_registrator(name: str, model: nn.Module, weights: str | Path | None = None) -> nn.Module:
+    """``akaze`` | ``sift`` | ``orb`` (OpenCV), ``identity``, or ``disk`` (DISK + LightGlue: the checkpoint's
+    ``registrator.*`` weights, or ``weights``, a file with ``disk.*`` / ``lg_matcher.*`` keys)."""
+    if name not in REGISTRATIONS:
+        raise ValueError(f"--registration: expected one of {', '.join(REGISTRATIONS)}, got {name!r}")
+    if name == "identity":
+        return IdentityRegistrator()
+    if name != "disk":
+        return OpenCVRegistrator(name)
+    if weights is not None:
+        from semcommon.checkpoint import load_state_dict_into
+        from ssp.checkpoint import read_state_dict
+
+        registrator = LearnedRegistrator()
+        state = read_state_dict(weights)
+        if any(k.startswith("registrator.") for k in state):
+            state = {k[len("registrator.") :]: v for k, v in state.items() if k.startswith("registrator.")}
+        load_state_dict_into(registrator, state, strict=True, source=str(weights))
+        return registrator.eval()
+    registrator = getattr(model, "registrator", None)
+    if not isinstance(registrator, LearnedRegistrator):
+        raise ValueError(
+            "--registration disk: the checkpoint holds no DISK/LightGlue weights; pass --registration-weights"
+        )
+    return registrator
+
+
+class VideoPredictor:
+    """Frame-by-frame segmentation with an SSP video model (recurrent fusion) or an image model (per frame)."""
+
+    def __init__(self, model: nn.Module, registrator: nn.Module | None = None, size: tuple[int, int] = (736, 1280)):
+        if size[0] % 32 or size[1] % 32 or min(size) < 32:
+            raise ValueError(f"--size: height and width must be positive multiples of 32, got {list(size)}")
+        from ssp.model.image_model import HieraUperNet
+
+        if not isinstance(model, (SSPVideoModel, HieraUperNet)):
+            raise CheckpointError(
+                f"not a segmentation checkpoint ({type(model).__name__}); expected SSP or image model"
+            )
+        self.model, self.size = model.eval(), tuple(size)
+        self.registrator = registrator if registrator is not None else OpenCVRegistrator("akaze")
+        self.device = next(model.parameters()).device
+        self.state: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_image: np.ndarray | None = None
+        self.last_frame: torch.Tensor | None = None
+        self.registered = 0
+
+    @property
+    def failures(self) -> int:
+        """Frames whose registration failed (identity used instead)."""
+        return int(getattr(self.registrator, "failures", 0))
+
+    def _homography(self, image: np.ndarray, frame: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.registrator, OpenCVRegistrator):
+            return torch.from_numpy(self.registrator.estimate(self.last_image, image)).float()[None]
+        return self.registrator(self.last_frame, frame).float().cpu()
+
+    @torch.no_grad()
+    def step(self, image: np.ndarray) -> torch.Tensor:
+        """uint8 RGB ``H×W×3`` -> fused logits ``n×H×W`` at the frame's own size."""
+        resized = resize_frame(image, self.size)
+        frame = normalize(resized).to(self.device)
+        if isinstance(self.model, SSPVideoModel):
+            homography = None
+            if self.state is not None:
+                homography = self._homography(resized, frame).to(self.device)
+                self.registered += 1
+            logits, self.state = self.model.propagate(frame, self.state, homography)
+        else:
+            logits = self.model(frame)
+        self.last_image, self.last_frame = resized, frame
+        return logits_to_size(logits, image.shape[:2])[0]
+
+
+def iter_frames(source: str | Path) -> tuple[list[str] | None, object]:
+    """(frame names or None for a video, an iterator of (name, uint8 RGB frame)) for a video file, a folder of
+    images (sorted by name; all of one size) or one image."""
+    source = Path(source)
+    if source.is_dir():
+        paths = sorted(p for p in source.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not paths:
+            raise ValueError(f"{source}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+
+        def folder():
+            first = None
+            for path in paths:
+                image = read_image(path, dtype=np.uint8, channels=3)
+                first = image.shape if first is None else first
+                if image.shape != first:
+                    raise ValueError(f"{path}: {image.shape[1]}x{image.shape[0]} differs from the first frame "
+                                     f"({first[1]}x{first[0]}); frames of one video must have one size")  # fmt: skip
+                yield path.stem, image
+
+        return [p.stem for p in paths], folder()
+    if not source.is_file():
+        raise FileNotFoundError(f"input not found: {source}")
+    if source.suffix.lower() in IMAGE_SUFFIXES:
+        return [source.stem], iter([(source.stem, read_image(source, dtype=np.uint8, channels=3))])
+    if source.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"{source}: expected a video ({', '.join(VIDEO_SUFFIXES)}), an image or a folder of images")
+    import cv2
+
+    capture = cv2.VideoCapture(str(source))
+    if not capture.isOpened():
+        raise ValueError(f"{source}: OpenCV cannot open this video")
+
+    def video():
+        index = 0
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                yield f"{index:06d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                index += 1
+        finally:
+            capture.release()
+        if index == 0:
+            raise ValueError(f"{source}: no frame could be decoded")
+
+    return None, video()
+
+
+def _preview_frame(image: np.ndarray, max_width: int = 640) -> np.ndarray:
+    import cv2
+
+    if image.shape[1] <= max_width:
+        return image
+    height = round(image.shape[0] * max_width / image.shape[1]) // 2 * 2
+    return cv2.resize(image, (max_width, height), interpolation=cv2.INTER_AREA)
+
+
+def predict_video(
+    predictor: VideoPredictor,
+    source: str | Path,
+    out: str | Path,
+    colors: np.ndarray,
+    preview: bool = True,
+    fps: float = 10.0,
+    show_progress: bool = True,
+) -> dict[str, object]:
+    """Segment every frame of ``source`` into the new folder ``out`` (layout in the module docstring)."""
+    import json
+    import shutil
+    import time
+
+    import cv2
+
+    from semcommon.io import write_image
+    from semcommon.runtime import progress
+    from semcommon.viz import label_to_rgb, overlay
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"--out {out}: exists and is not an empty folder (choose a new one)")
+    names, frames = iter_frames(source)
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    writer, count, seconds = None, 0, 0.0
+    try:
+        for name, image in progress(frames, desc="ssp predict", total=len(names) if names else None,
+                                    enabled=show_progress):  # fmt: skip
+            start = time.perf_counter()
+            pred = predictor.step(image).argmax(0).cpu().numpy()
+            seconds += time.perf_counter() - start
+            colour = label_to_rgb(pred, colors)
+            blended = overlay(image, colour, alpha=0.75)
+            write_image(partial / "masks" / f"{name}.png", (pred + 1).astype(np.uint8))
+            write_image(partial / "colour" / f"{name}.png", colour)
+            write_image(partial / "overlay" / f"{name}.png", blended)
+            if preview:
+                small = _preview_frame(blended)
+                if writer is None:
+                    fourcc = cv2.VideoWriter_fourcc(*"mp4v")
+                    writer = cv2.VideoWriter(
+                        str(partial / "preview.mp4"), fourcc, fps, (small.shape[1], small.shape[0])
+                    )
+                writer.write(cv2.cvtColor(small, cv2.COLOR_RGB2BGR))
+            count += 1
+    except BaseException:
+        if writer is not None:
+            writer.release()
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if writer is not None:
+        writer.release()
+    summary = {
+        "frames": count,
+        "fps": round(count / seconds, 3) if seconds else None,
+        "registration_failures": predictor.failures,
+        "registered_pairs": predictor.registered,
+        "size": list(predictor.size),
+    }
+    (partial / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    if out.exists():
+        out.rmdir()
+    partial.rename(out)
+    return summary
