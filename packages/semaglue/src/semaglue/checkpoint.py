@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -31,10 +32,10 @@ from semcommon.checkpoint import (
 
 ModelKind = Literal["superpoint", "segnext", "matcher"]
 MODEL_KINDS: tuple[str, ...] = ("superpoint", "segnext", "matcher")
-_MARKERS = {
+_MARKERS = {  # matcher first: our run checkpoints hold matcher.* and segment.* keys
+    "matcher": "posenc.Wr.weight",
     "superpoint": "conv1a.weight",
     "segnext": "backbone.patch_embed1.proj.0.weight",
-    "matcher": "posenc.Wr.weight",
 }
 
 
@@ -71,6 +72,20 @@ def detect_kind(state: dict[str, torch.Tensor]) -> ModelKind:
     raise CheckpointError(f"cannot tell which model the checkpoint holds (first keys: {shown})")
 
 
+def run_config(obj: Any, key: str, cls: type) -> Any:
+    """The ``config[key]`` dataclass stored in our run checkpoints (``RUN_DIR/checkpoints/last.pt``), else None."""
+    stored = obj.get("config") if isinstance(obj, dict) else None
+    if isinstance(stored, dict) and isinstance(stored.get(key), dict):
+        from semcommon.training import load_config
+
+        data = stored[key]
+        try:
+            return load_config(cls, None, [f"{k}={json.dumps(v)}" for k, v in data.items()])
+        except ValueError as exc:
+            raise CheckpointError(f"checkpoint config [{key}]: {exc}") from None
+    return None
+
+
 def _num_layers(state: dict[str, torch.Tensor]) -> int:
     indices = {int(m.group(1)) for k in state if (m := re.match(r"seg_tranformers\.(\d+)\.", k))}
     return max(indices) + 1 if indices else SemaGlueConfig().n_layers
@@ -91,12 +106,16 @@ def load_pretrained(
     ``None`` to detect the kind from the keys. A checkpoint of another model raises :class:`CheckpointError` naming the keys.
     """
     path = Path(path)
-    state = _state_dict(load_checkpoint(path, map_location=map_location), path)
+    obj = load_checkpoint(path, map_location=map_location)
+    state = _state_dict(obj, path)
     if model is None:
         try:
             model = detect_kind(state)
         except CheckpointError as exc:
             raise CheckpointError(f"{path}: {exc}") from None
+    if config is None and model in MODEL_KINDS:
+        classes = {"superpoint": SuperPointConfig, "segnext": SegNextConfig, "matcher": SemaGlueConfig}
+        config = run_config(obj, model, classes[model])  # type: ignore[index]
     if isinstance(model, str):
         if model not in MODEL_KINDS:
             raise ValueError(f"model must be one of {MODEL_KINDS} or an nn.Module, got {model!r}")

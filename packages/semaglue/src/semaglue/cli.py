@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from semaglue import match_pairs
+from semaglue import match_pairs, train
 from semcommon.checkpoint import CheckpointError
-from semcommon.cli import demo_handler, dispatch, package_parser
+from semcommon.cli import demo_handler, dispatch, package_parser, train_handler
 
 PROG = "semaglue"
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     match_pairs.add_arguments(pairs)
+    train.add_arguments(sub.choices["train"])
     return parser
 
 
@@ -33,5 +34,9 @@ def _match_pairs(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"demo": demo_handler("semaglue"), "match-pairs": _match_pairs}
+    handlers = {
+        "demo": demo_handler("semaglue"),
+        "match-pairs": _match_pairs,
+        "train": train_handler(train.make_task, run_dir="runs/semaglue", save_every=1000, log_every=50),
+    }
     return dispatch(PROG, args, handlers, user_errors=(FileNotFoundError, ValueError, CheckpointError))

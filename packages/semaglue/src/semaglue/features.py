@@ -62,6 +62,46 @@ def superpoint_features(model: SuperPoint, image: np.ndarray, device: torch.devi
     return {k: out[k][0].cpu().numpy().astype(np.float32) for k in ("keypoints", "scores", "descriptors")}
 
 
+class FeatureExtractor:
+    """Keypoints for one grey ``H×W`` float image in [0, 1]: SuperPoint when ``kind == "superpoint"`` (weights
+    required), else SIFT. ``max_keypoints`` per image (-1: all); ``nms_radius``/``keypoint_threshold`` are
+    SuperPoint's."""
+
+    def __init__(
+        self,
+        kind: FeatureKind,
+        max_keypoints: int = 512,
+        superpoint_weights: str | None = None,
+        nms_radius: int = 3,
+        keypoint_threshold: float = 0.005,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if kind not in ("superpoint", "sift"):
+            raise ValueError(f"features: kind must be 'superpoint' or 'sift', got {kind!r}")
+        self.kind, self.max_keypoints, self.device = kind, max_keypoints, torch.device(device)
+        self.superpoint: SuperPoint | None = None
+        if kind == "superpoint":
+            if not superpoint_weights:
+                raise ValueError("features: SuperPoint keypoints need superpoint_weights (superpoint_v1.pth)")
+            from semaglue.checkpoint import load_pretrained
+            from semaglue.config import SuperPointConfig
+
+            config = SuperPointConfig(
+                nms_radius=nms_radius, keypoint_threshold=keypoint_threshold, max_keypoints=max_keypoints
+            )
+            model = load_pretrained(superpoint_weights, "superpoint", config=config)
+            self.superpoint = model.to(self.device)  # type: ignore[assignment]
+
+    @property
+    def dim(self) -> int:
+        return 256 if self.kind == "superpoint" else SIFT_DIM
+
+    def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        if self.superpoint is not None:
+            return superpoint_features(self.superpoint, image, self.device)
+        return sift_features(image, self.max_keypoints)
+
+
 def mutual_nn_ratio(desc0: np.ndarray, desc1: np.ndarray, ratio: float = 0.8) -> tuple[np.ndarray, np.ndarray]:
     """Mutual nearest neighbours (L2 on ``D×M`` / ``D×N`` descriptors) passing Lowe's ratio test in both directions.
 

@@ -34,13 +34,19 @@ def nll_assignment_loss(
             f"gt_matches0/1 must be {(b, m1 - 1)} and {(b, n1 - 1)} for log_assignment {tuple(log_assignment.shape)}, "
             f"got {tuple(gt_matches0.shape)} and {tuple(gt_matches1.shape)}"
         )
-    positive = gt_assignment(gt_matches0, gt_matches1).to(log_assignment.dtype)
-    neg0 = (gt_matches0 == -1).to(log_assignment.dtype)
-    neg1 = (gt_matches1 == -1).to(log_assignment.dtype)
-    num_pos = positive.sum((1, 2)).clamp(min=1.0)
-    num_neg = (neg0.sum(1) + neg1.sum(1)).clamp(min=1.0)
-    nll_pos = -(log_assignment[:, :-1, :-1] * positive).sum((1, 2)) / num_pos
-    nll_neg = -((log_assignment[:, :-1, -1] * neg0).sum(1) + (log_assignment[:, -1, :-1] * neg1).sum(1)) / num_neg
+    positive = gt_assignment(gt_matches0, gt_matches1)
+    neg0, neg1 = gt_matches0 == -1, gt_matches1 == -1
+    num_pos = positive.sum((1, 2)).clamp(min=1).to(log_assignment.dtype)
+    num_neg = (neg0.sum(1) + neg1.sum(1)).clamp(min=1).to(log_assignment.dtype)
+    zero = log_assignment.new_zeros(())  # where(), not a product: padded (masked) entries are -inf
+    nll_pos = -torch.where(positive, log_assignment[:, :-1, :-1], zero).sum((1, 2)) / num_pos
+    nll_neg = (
+        -(
+            torch.where(neg0, log_assignment[:, :-1, -1], zero).sum(1)
+            + torch.where(neg1, log_assignment[:, -1, :-1], zero).sum(1)
+        )
+        / num_neg
+    )
     return balancing * nll_pos + (1 - balancing) * nll_neg
 
 
@@ -67,3 +73,46 @@ def semaglue_loss(layer_scores: torch.Tensor, gt_matches0: torch.Tensor, gt_matc
     if layer_scores.ndim != 4:
         raise ValueError(f"layer_scores must be L×B×(M+1)×(N+1), got {tuple(layer_scores.shape)}")
     return torch.stack([nll_assignment_loss(s, gt_matches0, gt_matches1) for s in layer_scores]).mean()
+
+
+def layer_argmax(log_assignment: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per keypoint the best column/row of a ``B×(M+1)×(N+1)`` log assignment, dustbin included (``B×M``, ``B×N``);
+    the token-confidence target compares these between a layer and the last one."""
+    return log_assignment[:, :-1, :].argmax(-1), log_assignment[:, :, :-1].argmax(-2)
+
+
+def deep_supervision_loss(
+    pred: dict[str, torch.Tensor],
+    gt_matches0: torch.Tensor,
+    gt_matches1: torch.Tensor,
+    gamma: float = 1.0,
+    balancing: float = 0.5,
+    confidence_weight: float = 1.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """glue-factory's LightGlue objective on ``SemaGlue(..., all_layers=True)`` output.
+
+    NLL of the last layer (weight 1) plus every earlier layer ``i`` of ``L`` with weight ``gamma ** (L - 1 - i)``
+    (``i + 1`` when ``gamma <= 0``), divided by the sum of weights and averaged over the batch; plus
+    ``confidence_weight`` × the token-confidence BCE summed over the first ``L - 1`` layers (targets: that layer's
+    argmax equals the last layer's). Returns the total and a dict of logged terms.
+    """
+    scores = pred["layer_scores"]
+    num_layers = scores.shape[0]
+    last = nll_assignment_loss(scores[-1], gt_matches0, gt_matches1, balancing).mean()
+    total, sum_weights = last, 1.0
+    confidence = scores.new_zeros(())
+    final0, final1 = layer_argmax(scores[-1].detach())
+    for i in range(num_layers - 1):
+        weight = gamma ** (num_layers - 1 - i) if gamma > 0 else float(i + 1)
+        total = total + weight * nll_assignment_loss(scores[i], gt_matches0, gt_matches1, balancing).mean()
+        sum_weights += weight
+        now0, now1 = layer_argmax(scores[i].detach())
+        confidence = confidence + token_confidence_loss(
+            pred["token_confidence0"][i], pred["token_confidence1"][i], now0, now1, final0, final1
+        )
+    nll = total / sum_weights
+    return nll + confidence_weight * confidence, {
+        "nll": nll.detach(),
+        "nll_last": last.detach(),
+        "confidence": confidence.detach(),
+    }

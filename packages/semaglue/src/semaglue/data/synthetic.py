@@ -9,12 +9,15 @@ function of ``(seed, index)``: the same call gives the same pixels on every mach
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 import skimage.data
 import torch
 from torch.utils.data import Dataset
+
+from semcommon.io import read_image
 
 TRAIN_PHOTOS: tuple[str, ...] = (
     "astronaut",
@@ -110,15 +113,50 @@ def homography_pair(
     return image0, image1, H_0to1 / H_0to1[2, 2]
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".pgm", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(root: str | Path) -> list[Path]:
+    """Every image file under ``root`` (recursive, sorted); a missing or image-less folder is named."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"--data: image folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ValueError(f"--data: no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
+    return files
+
+
+def read_photo(path: Path) -> np.ndarray:
+    """An image file as grey float32 ``H×W`` in [0, 1] (8/16-bit, grey/RGB/RGBA), validated."""
+    image = read_image(path)
+    if image.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"{path}: expected an 8- or 16-bit image, got {image.dtype}")
+    top = 255.0 if image.dtype == np.uint8 else 65535.0
+    if image.ndim == 3:
+        image = cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2GRAY)
+    if min(image.shape) < 32:
+        raise ValueError(f"{path}: image too small for homography pairs ({image.shape[1]}×{image.shape[0]})")
+    return image.astype(np.float32) / top
+
+
 class SyntheticHomographies(Dataset):
     """``num_pairs`` deterministic pairs: item ``{"image0", "image1"}`` ``1×H×W`` float in [0, 1], ``"H_0to1"`` 3×3
-    (float64), ``"name"``."""
+    (float64), ``"name"``. Textures: the scikit-image ``config.photos``, or the files ``images`` (any folder, read
+    when a pair needs them; stage 1 on your own photos)."""
 
-    def __init__(self, config: SyntheticConfig | None = None) -> None:
+    def __init__(self, config: SyntheticConfig | None = None, images: list[Path] | None = None) -> None:
         self.config = config or SyntheticConfig()
-        if not self.config.photos:
-            raise ValueError("SyntheticConfig.photos is empty")
-        self.photos = [load_photo(name) for name in self.config.photos]
+        self.files = images
+        if images is None:
+            if not self.config.photos:
+                raise ValueError("SyntheticConfig.photos is empty")
+            self.photos: list[np.ndarray] = [load_photo(name) for name in self.config.photos]
+            self.names: list[str] = list(self.config.photos)
+        else:
+            if not images:
+                raise ValueError("SyntheticHomographies: the image list is empty")
+            self.names = [p.stem for p in images]
 
     def __len__(self) -> int:
         return self.config.num_pairs
@@ -127,11 +165,12 @@ class SyntheticHomographies(Dataset):
         if not 0 <= index < len(self):
             raise IndexError(index)
         rng = np.random.default_rng([self.config.seed, index])
-        photo_index = int(rng.integers(len(self.photos)))
-        image0, image1, H = homography_pair(self.photos[photo_index], rng, self.config)
+        photo_index = int(rng.integers(len(self.names)))
+        photo = self.photos[photo_index] if self.files is None else read_photo(self.files[photo_index])
+        image0, image1, H = homography_pair(photo, rng, self.config)
         return {
             "image0": torch.from_numpy(image0)[None],
             "image1": torch.from_numpy(image1)[None],
             "H_0to1": torch.from_numpy(H),
-            "name": f"{self.config.photos[photo_index]}_{index:05d}",
+            "name": f"{self.names[photo_index]}_{index:05d}",
         }

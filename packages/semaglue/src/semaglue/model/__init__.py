@@ -3,7 +3,7 @@
 from semaglue.model.layers import CrossBlock, LearnableFourierPositionalEncoding, SelfBlock, normalize_keypoints
 from semaglue.model.matcher import MatchAssignment, SemaGlue, SemaGlueLayer, filter_matches, sigmoid_log_double_softmax
 from semaglue.model.mscan import MSCAN
-from semaglue.model.pipeline import Matching, pad_keypoints
+from semaglue.model.pipeline import FeatureMatcher, Matching, pad_keypoints
 from semaglue.model.segnext import SegNext
 from semaglue.model.semantic import CDA, SAF, SegFeatureProcessor, snake_flatten
 from semaglue.model.superpoint import SuperPoint, simple_nms
@@ -13,6 +13,7 @@ __all__ = [
     "MSCAN",
     "SAF",
     "CrossBlock",
+    "FeatureMatcher",
     "LearnableFourierPositionalEncoding",
     "MatchAssignment",
     "Matching",

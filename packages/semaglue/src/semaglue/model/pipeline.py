@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from semaglue.config import MatchingConfig
+from semaglue.config import MatchingConfig, SegNextConfig, SemaGlueConfig
 from semaglue.model.matcher import SemaGlue
 from semaglue.model.segnext import SegNext
 from semaglue.model.superpoint import SuperPoint, check_image
@@ -93,3 +93,43 @@ def _no_matches(pred: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         out[f"matches{i}"] = torch.full(shape, -1, dtype=torch.long, device=device)
         out[f"matching_scores{i}"] = torch.zeros(shape, device=device)
     return out
+
+
+class FeatureMatcher(nn.Module):
+    """The trainable part: frozen SegNext (``segment.*``) + SemaGlue (``matcher.*``, the authors' checkpoint prefix)
+    on keypoints computed elsewhere (SuperPoint or SIFT).
+
+    Input: ``image0/1`` ``B×1×H×W`` in [0, 1], ``keypoints0/1`` ``B×K×2``, ``descriptors0/1`` ``B×D×K``, optional
+    ``mask0/1`` ``B×K`` and precomputed ``feature_map0/1``. Output: the matcher's prediction (with ``all_layers``
+    the per-layer assignments and token confidences for the losses).
+    """
+
+    def __init__(self, segnext: SegNextConfig | None = None, matcher: SemaGlueConfig | None = None) -> None:
+        super().__init__()
+        self.segment = SegNext(segnext)
+        self.matcher = SemaGlue(matcher)
+        self.segment.requires_grad_(False)
+        self.segment.eval()
+
+    def train(self, mode: bool = True) -> FeatureMatcher:
+        super().train(mode)
+        self.segment.eval()  # frozen: BatchNorm statistics stay fixed
+        return self
+
+    def feature_maps(self, image: torch.Tensor) -> torch.Tensor:
+        """``B×1×H×W`` -> the semantic map ``B×480×h×w`` (no gradient)."""
+        with torch.no_grad():
+            return self.segment(image)["feature_map"]
+
+    def forward(self, data: dict[str, torch.Tensor], all_layers: bool = False) -> dict[str, torch.Tensor]:
+        batch = {}
+        for i in (0, 1):
+            image = data[f"image{i}"]
+            check_image(image, f"image{i}")
+            fmap = data.get(f"feature_map{i}")
+            batch[f"feature_map{i}"] = self.feature_maps(image) if fmap is None else fmap
+            batch[f"image_size{i}"] = torch.tensor(image.shape[-2:])
+            for key in ("keypoints", "descriptors", "mask"):
+                if f"{key}{i}" in data:
+                    batch[f"{key}{i}"] = data[f"{key}{i}"]
+        return self.matcher(batch, all_layers=all_layers)

@@ -1,0 +1,292 @@
+"""``semaglue train``: supervised training of the matcher (ours; the authors released no training code).
+
+The recipe follows glue-factory's LightGlue training, which the released model's heads imply (spec section c):
+
+- **Loss**: negative log-likelihood of the ground-truth partial assignment (matches and unmatched keypoints
+  against the dustbins, balanced 0.5/0.5) on every layer's assignment head (deep supervision, layer weights
+  ``gamma ** (L-1-i)``, normalised), plus the token-confidence BCE of the first ``L-1`` layers
+  (:func:`semaglue.losses.deep_supervision_loss`).
+- **Semantic branch**: SegNeXt MSCAN-T stays frozen (no gradient, BatchNorm in eval mode); only the matcher learns.
+- **Stage 1** (this module): synthetic homographies (photometric + geometric augmentation) of scikit-image's photos
+  (``--data synthetic``) or of any image folder (``--data DIR``); ground truth by reprojection (3 px positives,
+  5 px unmatched, the rest ignored). Stage 2 (MegaDepth, depth-based ground truth) is not implemented here.
+- **Optimiser**: Adam, lr 1e-4, constant, then exponential decay (÷10 every ``lr_decay_every`` steps) from
+  ``lr_decay_start`` (glue-factory: ``exp`` schedule from epoch 20, ``exp_div_10`` = 10 epochs; converted to steps
+  for 150k pairs at batch 64).
+- **Keypoints**: SuperPoint when ``features.superpoint_weights`` is given (the paper), else OpenCV SIFT with the
+  RootSIFT projection of :mod:`semaglue.features` (so training needs no downloaded weights).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from semaglue.config import SegNextConfig, SemaGlueConfig
+from semaglue.data.synthetic import HELD_OUT_PHOTOS, SyntheticConfig, SyntheticHomographies, list_images
+from semaglue.features import SIFT_DIM, FeatureExtractor
+from semaglue.homography import (
+    corner_error,
+    estimate_homography,
+    gt_matches_from_homography,
+    homography_auc,
+    match_precision_recall,
+)
+from semaglue.losses import deep_supervision_loss
+from semaglue.model import FeatureMatcher
+from semcommon.checkpoint import load_state_dict_into
+from semcommon.training import TrainTask, add_train_arguments, load_config, unwrap_model
+
+
+@dataclass
+class FeatureConfig:
+    """Keypoints. ``kind``: ``auto`` (SuperPoint when ``superpoint_weights`` is set, else SIFT), ``superpoint``,
+    ``sift``. glue-factory's homography stage uses 512 keypoints per image."""
+
+    kind: str = "auto"
+    superpoint_weights: str | None = None
+    max_keypoints: int = 512
+    nms_radius: int = 3
+    keypoint_threshold: float = 0.005
+
+    def resolved_kind(self) -> str:
+        if self.kind == "auto":
+            return "superpoint" if self.superpoint_weights else "sift"
+        if self.kind not in ("superpoint", "sift"):
+            raise ValueError(f"features.kind must be auto, superpoint or sift, got {self.kind!r}")
+        return self.kind
+
+
+@dataclass
+class LossConfig:
+    """glue-factory LightGlue loss settings; ``pos_th``/``neg_th`` (px) define the ground truth."""
+
+    gamma: float = 1.0
+    nll_balancing: float = 0.5
+    confidence_weight: float = 1.0
+    pos_th: float = 3.0
+    neg_th: float = 5.0
+
+
+@dataclass
+class OptimConfig:
+    """Adam with glue-factory's ``exp`` schedule (in optimizer steps)."""
+
+    lr: float = 1e-4
+    lr_decay_start: int = 46875
+    lr_decay_every: int = 23437
+    weight_decay: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``semaglue train`` builds (``--config`` JSON/YAML and ``--set key.sub=value`` address these)."""
+
+    matcher: SemaGlueConfig = field(default_factory=SemaGlueConfig)
+    segnext: SegNextConfig = field(default_factory=SegNextConfig)
+    segnext_weights: str | None = None
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    data: SyntheticConfig = field(default_factory=lambda: SyntheticConfig(height=480, width=640, num_pairs=150000))
+    val_pairs: int = 64
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        if self.features.max_keypoints < 1:
+            raise ValueError(f"features.max_keypoints must be >= 1 for training, got {self.features.max_keypoints}")
+        if self.optim.lr <= 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.optim.lr}")
+        self.features.resolved_kind()
+
+
+def resolve_config(config: TrainConfig) -> TrainConfig:
+    """Set the matcher's ``input_dim`` from the keypoint kind (SIFT: 128, projected by ``input_proj``) and its
+    ``segment_dim`` from the SegNeXt stages (480 for MSCAN-T)."""
+    dim = SIFT_DIM if config.features.resolved_kind() == "sift" else 256
+    matcher = replace(config.matcher, input_dim=dim, segment_dim=config.segnext.out_channels)
+    return replace(config, matcher=matcher)
+
+
+class MatchingPairs(Dataset):
+    """Homography pairs with keypoints and ground truth, padded to ``K = max_keypoints`` (mask False = padding).
+
+    Items: ``image0/1`` ``1×H×W``, ``keypoints0/1`` ``K×2``, ``descriptors0/1`` ``D×K``, ``mask0/1`` ``K``,
+    ``gt_matches0/1`` ``K`` (-1 unmatched, -2 ignored), ``H_0to1`` 3×3. Precomputed ``feature_map0/1`` are
+    passed through when the wrapped dataset has them.
+    """
+
+    def __init__(self, pairs: Dataset, extractor: FeatureExtractor, max_keypoints: int, loss: LossConfig) -> None:
+        self.pairs, self.extractor, self.k, self.loss = pairs, extractor, max_keypoints, loss
+
+    def __len__(self) -> int:
+        return len(self.pairs)  # type: ignore[arg-type]
+
+    def _features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
+        feats = self.extractor(image[0].numpy())
+        n = min(len(feats["keypoints"]), self.k)
+        kpts = torch.zeros(self.k, 2)
+        desc = torch.zeros(self.extractor.dim, self.k)
+        mask = torch.zeros(self.k, dtype=torch.bool)
+        kpts[:n] = torch.from_numpy(feats["keypoints"][:n])
+        desc[:, :n] = torch.from_numpy(feats["descriptors"][:, :n])
+        mask[:n] = True
+        return {"keypoints": kpts, "descriptors": desc, "mask": mask}
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self.pairs[index]
+        out = {k: v for k, v in item.items() if k in ("image0", "image1", "H_0to1", "feature_map0", "feature_map1")}
+        for i in (0, 1):
+            for key, value in self._features(item[f"image{i}"]).items():
+                out[f"{key}{i}"] = value
+        gt0, gt1 = gt_matches_from_homography(
+            out["keypoints0"][None],
+            out["keypoints1"][None],
+            item["H_0to1"][None],
+            tuple(item["image0"].shape[-2:]),
+            tuple(item["image1"].shape[-2:]),
+            self.loss.pos_th,
+            self.loss.neg_th,
+            out["mask0"][None],
+            out["mask1"][None],
+        )
+        out["gt_matches0"], out["gt_matches1"] = gt0[0], gt1[0]
+        return out
+
+
+def homography_metrics(pred: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> list[dict[str, float]]:
+    """Per pair of a batch: corner error (px), match precision and recall, number of matches."""
+    rows = []
+    for b in range(batch["keypoints0"].shape[0]):
+        kpts0, kpts1 = batch["keypoints0"][b].cpu().numpy(), batch["keypoints1"][b].cpu().numpy()
+        matches = pred["matches0"][b].cpu().numpy()
+        if "mask0" in batch:
+            matches = np.where(batch["mask0"][b].cpu().numpy(), matches, -1)
+        valid = matches > -1
+        H_gt = batch["H_0to1"][b].cpu().numpy()
+        num_gt = int((batch["gt_matches0"][b] >= 0).sum()) if "gt_matches0" in batch else 0
+        rows.append(pair_metrics(kpts0[valid], kpts1[matches[valid]], H_gt, num_gt, tuple(batch["image0"].shape[-2:])))
+    return rows
+
+
+def pair_metrics(
+    mkpts0: np.ndarray, mkpts1: np.ndarray, H_gt: np.ndarray, num_gt: int, size0: tuple[int, int]
+) -> dict[str, float]:
+    """The homography protocol for one pair: ``corner_error`` (px, inf on failure), ``precision``, ``recall``,
+    ``num_matches``."""
+    H_est = estimate_homography(mkpts0, mkpts1)
+    precision, recall, _ = match_precision_recall(mkpts0, mkpts1, H_gt, num_gt)
+    return {
+        "corner_error": corner_error(H_est, H_gt, size0),
+        "precision": precision,
+        "recall": recall,
+        "num_matches": float(len(mkpts0)),
+    }
+
+
+def summarise_homography(rows: list[dict[str, float]]) -> dict[str, float]:
+    """``H_AUC@1/3/5px`` (percent), mean ``precision``/``recall`` (percent) and ``num_matches`` over pairs."""
+    if not rows:
+        raise ValueError("no pairs to summarise")
+    out = homography_auc([r["corner_error"] for r in rows])
+    out["precision"] = 100.0 * float(np.mean([r["precision"] for r in rows]))
+    out["recall"] = 100.0 * float(np.mean([r["recall"] for r in rows]))
+    out["num_matches"] = float(np.mean([r["num_matches"] for r in rows]))
+    return out
+
+
+class SemaGlueTask(TrainTask):
+    """Stage-1 training of :class:`FeatureMatcher` on homography pairs (contract of :mod:`semcommon.training`)."""
+
+    def __init__(self, config: TrainConfig, data: str = "synthetic") -> None:
+        self.config = resolve_config(config)
+        self.data = data
+        cfg = self.config.features
+        self.extractor = FeatureExtractor(
+            cfg.resolved_kind(),  # type: ignore[arg-type]
+            cfg.max_keypoints,
+            cfg.superpoint_weights,
+            cfg.nms_radius,
+            cfg.keypoint_threshold,
+        )
+        self.images = None if data == "synthetic" else list_images(data)
+
+    def build_model(self) -> nn.Module:
+        model = FeatureMatcher(self.config.segnext, self.config.matcher)
+        if self.config.segnext_weights:
+            from semaglue.checkpoint import load_pretrained
+
+            load_pretrained(self.config.segnext_weights, model.segment)
+        return model
+
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        params = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=self.config.optim.lr, weight_decay=self.config.optim.weight_decay)
+
+    def build_scheduler(self, optimizer: torch.optim.Optimizer) -> Any:
+        start, every = self.config.optim.lr_decay_start, max(self.config.optim.lr_decay_every, 1)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 1.0 if step < start else 10.0 ** (-(step - start) / every)
+        )
+
+    def _pairs(self, config: SyntheticConfig) -> MatchingPairs:
+        pairs = SyntheticHomographies(config, self.images)
+        return MatchingPairs(pairs, self.extractor, self.config.features.max_keypoints, self.config.loss)
+
+    def train_dataset(self) -> Dataset:
+        return self._pairs(self.config.data)
+
+    def val_dataset(self) -> Dataset | None:
+        if self.config.val_pairs < 1:
+            return None
+        photos = HELD_OUT_PHOTOS if self.images is None else self.config.data.photos
+        val = replace(self.config.data, num_pairs=self.config.val_pairs, seed=self.config.data.seed + 1, photos=photos)
+        return self._pairs(val)
+
+    def training_step(self, model: nn.Module, batch: Any, step: int) -> tuple[torch.Tensor, Mapping[str, Any]]:
+        pred = model(batch, all_layers=True)
+        cfg = self.config.loss
+        loss, logs = deep_supervision_loss(
+            pred,
+            batch["gt_matches0"],
+            batch["gt_matches1"],
+            cfg.gamma,
+            cfg.nll_balancing,
+            cfg.confidence_weight,
+        )
+        return loss, logs
+
+    def evaluate(self, model: nn.Module, loader: Any) -> dict[str, float]:
+        rows, losses = [], []
+        for batch in loader:
+            pred = unwrap_model(model)(batch, all_layers=True)
+            cfg = self.config.loss
+            loss, _ = deep_supervision_loss(
+                pred, batch["gt_matches0"], batch["gt_matches1"], cfg.gamma, cfg.nll_balancing, cfg.confidence_weight
+            )
+            losses.append(float(loss))
+            rows.extend(homography_metrics(pred, batch))
+        out = summarise_homography(rows)
+        out["loss"] = float(np.mean(losses)) if losses else math.nan
+        return out
+
+    def on_init_checkpoint(self, model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> Any:
+        """``--init``: our run checkpoints, or the authors' ``checkpoint_best.tar`` (``matcher.*`` keys only)."""
+        return load_state_dict_into(model, dict(state_dict), strict=False, source="--init checkpoint")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The shared training flags (``--data synthetic|DIR`` = the image folder for stage 1)."""
+    add_train_arguments(parser, run_dir="runs/semaglue")
+
+
+def make_task(args: argparse.Namespace) -> SemaGlueTask:
+    """``--config``/``--set`` -> :class:`TrainConfig` -> task."""
+    return SemaGlueTask(load_config(TrainConfig, args.config, args.set), args.data)
