@@ -12,7 +12,7 @@ import random
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -134,16 +134,22 @@ def env() -> dict[str, str]:
 
 # ------------------------------------------------------------------------------------------ exact resume, SIGKILL
 
+
+def resume_config(run_dir: Path | str, resume: bool) -> TrainerConfig:
+    """48 samples / batch 4 = 12 steps per epoch, 2 epochs, a checkpoint every 4 steps, the last 2 kept."""
+    return trainer(run_dir, max_steps=None, epochs=2, save_every=4, keep_last=2, seed=3, resume=resume)
+
+
 RESUME_SCRIPT = """
 import os, signal, sys
 import torch
 torch.set_num_threads(1)
 sys.path.insert(0, {tests!r})
 import semcommon.checkpoint
-from semcommon.training import TrainerConfig, fit
-from test_training import ToyTask
+from semcommon.training import fit
+from test_training import ToyTask, resume_config
 
-mode, kill_at, run_dir, resume = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
+mode, kill_at, run_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
 class Task(ToyTask):
     def training_step(self, model, batch, step):
@@ -160,9 +166,7 @@ def dying_save(obj, f, *args, **kwargs):
     return real_save(obj, f, *args, **kwargs)
 semcommon.checkpoint.torch.save = dying_save
 
-cfg = TrainerConfig(run_dir=run_dir, max_steps=None, epochs=2, batch_size=4, save_every=4, log_every=1, keep_last=2,
-                    seed=3, device="cpu", quiet=True, resume=resume)
-fit(Task(), cfg)
+fit(Task(), resume_config(run_dir, resume=sys.argv[4] == "1"))
 """
 
 
@@ -175,43 +179,49 @@ def run_resume_script(tmp_path: Path, mode: str, kill_at: int, run_dir: Path, re
     return proc.returncode
 
 
-@pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("reference")
-    assert run_resume_script(tmp, "none", -1, tmp / "run", False) == 0
-    return tmp / "run"
-
-
 def without_speed(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "images_per_s"} for r in records]
 
 
-@pytest.mark.parametrize("mode", ["step", "save"])
-def test_sigkill_then_resume_is_bit_identical(tmp_path, uninterrupted, mode):
-    # 48 samples / batch 4 = 12 steps per epoch, 2 epochs, a checkpoint every 4 steps.
-    kill_at = random.randint(5, 22) if mode == "step" else random.choice([8, 12, 16, 20])
-    run = tmp_path / "run"
-    assert run_resume_script(tmp_path, mode, kill_at, run, False) == -signal.SIGKILL, f"not killed at {kill_at}"
-    killed_state = load_checkpoint(run / "checkpoints" / "last.pt")
-    expected_resume = (kill_at // 4) * 4 if mode == "step" else kill_at - 4
-    assert killed_state["step"] == expected_resume, kill_at
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as in the subprocesses
+    try:
+        fit(ToyTask(), resume_config(tmp_path / "uninterrupted", resume=False))
+    finally:
+        torch.set_num_threads(threads)
+    # kill -9 in the middle of writing a checkpoint, resume, kill -9 at a random step, resume to the end
+    in_save = random.choice([8, 12])
+    at_step = random.randint(in_save + 1, 22)
+    run, ckpt = tmp_path / "run", tmp_path / "run" / "checkpoints"
+    assert run_resume_script(tmp_path, "save", in_save, run, False) == -signal.SIGKILL
+    assert load_checkpoint(ckpt / "last.pt")["step"] == in_save - 4, "the previous checkpoint must survive"
+    assert list(ckpt.glob(".*.tmp")), "the killed save leaves its temporary file"
+    assert run_resume_script(tmp_path, "step", at_step, run, True) == -signal.SIGKILL, f"not killed at {at_step}"
+    assert load_checkpoint(ckpt / "last.pt")["step"] == at_step // 4 * 4
     assert run_resume_script(tmp_path, "none", -1, run, True) == 0
 
-    ours = load_checkpoint(run / "checkpoints" / "last.pt")
-    ref = load_checkpoint(uninterrupted / "checkpoints" / "last.pt")
+    ours = load_checkpoint(ckpt / "last.pt")
+    ref = load_checkpoint(tmp_path / "uninterrupted" / "checkpoints" / "last.pt")
     assert ours["step"] == ref["step"] == 24 and ours["epoch"] == ref["epoch"] == 2
     for key, value in ref["model"].items():
-        assert torch.equal(ours["model"][key], value), f"{key} differs after a kill at step {kill_at} ({mode})"
+        assert torch.equal(ours["model"][key], value), f"{key} differs after kills at {in_save} (save), {at_step}"
     for idx, state in ref["optimizer"]["state"].items():
         assert torch.equal(ours["optimizer"]["state"][idx]["exp_avg_sq"], state["exp_avg_sq"])
     assert ours["scheduler"] == ref["scheduler"]
-    assert without_speed(lines(run)) == without_speed(lines(uninterrupted))
-    assert lines(run, "eval") == lines(uninterrupted, "eval")
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
-        "last.pt",
-        "step-00000020.pt",
-        "step-00000024.pt",
-    ]
+    assert without_speed(lines(run)) == without_speed(lines(tmp_path / "uninterrupted"))
+    assert lines(run, "eval") == lines(tmp_path / "uninterrupted", "eval")
+    assert sorted(p.name for p in ckpt.iterdir()) == ["last.pt", "step-00000020.pt", "step-00000024.pt"]
+
+
+def test_resume_after_max_steps_matches_one_run(tmp_path):
+    whole = fit(ToyTask(), resume_config(tmp_path / "whole", resume=False))
+    fit(ToyTask(), replace(resume_config(tmp_path / "split", resume=False), max_steps=10))  # evaluates at step 10
+    split = fit(ToyTask(), resume_config(tmp_path / "split", resume=True))
+    assert split.step == whole.step == 24
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(split.model.state_dict()[key], value), key
+    assert without_speed(lines(tmp_path / "split"))[-1] == without_speed(lines(tmp_path / "whole"))[-1]
 
 
 # ------------------------------------------------------------------------------------------------ torchrun DDP
@@ -229,38 +239,45 @@ class Task(ToyTask):
         loss, logs = super().training_step(model, batch, step)
         return loss, {{**logs, "rank": float(dist.get_rank())}}
 
-out = sys.argv[2]
-result = fit(Task(), TrainerConfig(run_dir=sys.argv[1], max_steps=6, batch_size=4, save_every=3, log_every=2,
-                                   device="cpu", quiet=True))
-torch.save(result.model.state_dict(), os.path.join(out, f"rank{{os.environ['RANK']}}.pt"))
-with open(os.path.join(out, f"metrics{{os.environ['RANK']}}.json"), "w") as f:
-    f.write(str(result.metrics["mse"]))
+def cfg(run_dir, **kw):
+    base = dict(run_dir=run_dir, max_steps=6, batch_size=4, save_every=3, log_every=2, quiet=True)
+    return TrainerConfig(**{{**base, "device": "cpu", **kw}})
+
+root, rank = sys.argv[1], os.environ["RANK"]
+whole = fit(Task(), cfg(os.path.join(root, "whole")))  # fit sets the process group up (gloo on CPU)
+torch.save(whole.model.state_dict(), os.path.join(root, f"whole-rank{{rank}}.pt"))
+with open(os.path.join(root, f"metrics-rank{{rank}}.json"), "w") as f:
+    f.write(str(whole.metrics["mse"]))
+fit(Task(), cfg(os.path.join(root, "split"), max_steps=3))  # later fits in the process reuse the group
+split = fit(Task(), cfg(os.path.join(root, "split"), resume=True))
+torch.save(split.model.state_dict(), os.path.join(root, f"split-rank{{rank}}.pt"))
 """
 
 
 def test_torchrun_two_processes_gloo(tmp_path):
     script = tmp_path / "ddp_script.py"
     script.write_text(DDP_SCRIPT.format(tests=str(TESTS)))
-    run, out = tmp_path / "run", tmp_path / "out"
-    out.mkdir()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    proc = subprocess.run(
-        [*cmd, str(script), str(run), str(out)], env=env(), capture_output=True, text=True, timeout=180
-    )
+    proc = subprocess.run([*cmd, str(script), str(tmp_path)], env=env(), capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stderr[-3000:]
 
-    rank0, rank1 = torch.load(out / "rank0.pt"), torch.load(out / "rank1.pt")
+    run = tmp_path / "whole"
+    rank0, rank1 = torch.load(tmp_path / "whole-rank0.pt"), torch.load(tmp_path / "whole-rank1.pt")
     saved = load_checkpoint(run / "checkpoints" / "last.pt")
+    split = [torch.load(tmp_path / f"split-rank{r}.pt") for r in (0, 1)]
     for key, value in rank0.items():
         assert torch.equal(value, rank1[key]), key
         assert torch.equal(value, saved["model"][key]), key
-    assert (out / "metrics0.json").read_text() == (out / "metrics1.json").read_text()
+        assert torch.equal(value, split[0][key]) and torch.equal(value, split[1][key]), f"resume changed {key}"
+    assert (tmp_path / "metrics-rank0.json").read_text() == (tmp_path / "metrics-rank1.json").read_text()
     assert len(saved["rng"]) == 2 and not torch.equal(saved["rng"][0]["torch"], saved["rng"][1]["torch"])
 
     train = lines(run)  # one line per logged step: only rank 0 writes, values averaged over both ranks
     assert [r["step"] for r in train] == [2, 4, 6]
     assert all(r["rank"] == 0.5 for r in train)
-    assert len(lines(run, "eval")) == 1
+    assert [r["step"] for r in lines(run, "eval")] == [6]
+    assert [r["step"] for r in lines(tmp_path / "split")] == [2, 3, 4, 6]
+    assert [r["step"] for r in lines(tmp_path / "split", "eval")] == [3, 6]  # evaluating does not move the RNGs
     assert json.loads((run / "config.json").read_text())["world_size"] == 2
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "last.pt",
@@ -388,11 +405,68 @@ def test_interrupt_writes_last_then_resume_finishes(tmp_path):
     assert fit(ToyTask(), trainer(tmp_path, save_every=100, resume=True)).step == 6
 
 
-def test_speed_switches_run(tmp_path):
-    cfg = trainer(tmp_path, amp="bf16", grad_accum=2, clip_grad=0.5, channels_last=True, max_steps=3)
-    result = fit(ToyTask(), cfg)
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_speed_switches_run(tmp_path, amp):
+    class Checked(ToyTask):
+        def training_step(self, model, batch, step):
+            assert batch["image"].is_contiguous(memory_format=torch.channels_last)
+            assert model(batch["image"]).dtype == (torch.bfloat16 if amp == "bf16" else torch.float16)
+            return super().training_step(model, batch, step)
+
+    cfg = trainer(tmp_path, amp=amp, grad_accum=2, clip_grad=0.5, channels_last=True, max_steps=3)
+    result = fit(Checked(), cfg)
     assert result.step == 3 and [r["step"] for r in lines(tmp_path)] == [1, 2, 3]
+    assert result.model[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert all(torch.isfinite(p).all() for p in result.model.parameters())
+    scaler = load_checkpoint(tmp_path / "checkpoints" / "last.pt")["scaler"]
+    assert (scaler is None) == (amp == "bf16")
+
+
+def test_compile_wraps_the_model(tmp_path, monkeypatch):
+    compiled = []
+
+    def eager_compile(model, **kwargs):  # torch.compile with the eager backend: dynamo without a C++ build
+        compiled.append(model)
+        return real_compile(model, backend="eager", **kwargs)
+
+    real_compile = torch.compile
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    seen = []
+
+    class Seen(ToyTask):
+        def training_step(self, model, batch, step):
+            seen.append(model)
+            return super().training_step(model, batch, step)
+
+    result = fit(Seen(), trainer(tmp_path, compile=True, max_steps=2))
+    assert compiled == [result.model] and all(hasattr(m, "_orig_mod") for m in seen)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["model"].keys() == result.model.state_dict().keys()
+
+
+def test_console_progress_and_tensorboard(tmp_path, monkeypatch, capsys):
+    scalars = []
+
+    class Writer:
+        def __init__(self, log_dir, purge_step=None):
+            scalars.append(log_dir)
+
+        def add_scalar(self, tag, value, step):
+            scalars.append((tag, step))
+
+        def close(self):
+            scalars.append("closed")
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", type(sys)("fake_tensorboard"))
+    sys.modules["torch.utils.tensorboard"].SummaryWriter = Writer
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    fit(ToyTask(), trainer(tmp_path / "run", quiet=False, max_steps=4, log_every=2))
+    out, err = capsys.readouterr()
+    assert "4/4" in err and "kind train step 4" in out
+    assert scalars[0] == str(tmp_path / "run" / "tb") and scalars[-1] == "closed"
+    assert ("train/loss", 2) in scalars and ("train/images_per_s", 4) in scalars and ("eval/mse", 4) in scalars
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
+    fit(ToyTask(), trainer(tmp_path / "quiet", max_steps=2))
+    assert capsys.readouterr() == ("", "")
 
 
 # ------------------------------------------------------------------------------------------------------ config

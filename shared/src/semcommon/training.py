@@ -15,9 +15,11 @@ from __future__ import annotations
 import abc
 import argparse
 import ast
+import atexit
 import contextlib
 import enum
 import json
+import math
 import os
 import random
 import shutil
@@ -391,6 +393,8 @@ def trainer_config_from_args(args: argparse.Namespace, **defaults: Any) -> Train
         given = getattr(args, f.name, None)
         if given is not None and given is not False:
             values[f.name] = given
+    if getattr(args, "epochs", None) is not None and getattr(args, "max_steps", None) is None:
+        values["max_steps"] = None  # --epochs alone: the epochs decide
     return TrainerConfig(**values)
 
 
@@ -402,7 +406,6 @@ class _World:
     rank: int
     world: int
     device: torch.device
-    owns_group: bool
 
     @property
     def main(self) -> bool:
@@ -410,16 +413,23 @@ class _World:
 
 
 def _setup_world(device_name: str) -> _World:
+    """One process, or this rank of a ``torchrun`` launch (the process group is made once and kept until exit, so
+    that a second ``fit`` in the same process, e.g. a stage 2, reuses it)."""
     device = resolve_device(device_name)
     if not (dist.is_available() and (dist.is_initialized() or int(os.environ.get("WORLD_SIZE", "1")) > 1)):
-        return _World(0, 1, device, False)
+        return _World(0, 1, device)
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
-    owns = not dist.is_initialized()
-    if owns:
+    if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return _World(dist.get_rank(), dist.get_world_size(), device, owns)
+        atexit.register(_destroy_group)
+    return _World(dist.get_rank(), dist.get_world_size(), device)
+
+
+def _destroy_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @contextlib.contextmanager
@@ -503,6 +513,14 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _logged_step(line: str) -> float:
+    """The step of a log line; a line cut short by a kill counts as after any checkpoint."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+
+
 class _DeviceLoader:
     """A DataLoader whose batches arrive on the device (``len``, ``dataset`` etc. pass through)."""
 
@@ -534,7 +552,8 @@ class _Run:
         self.last_good = "none written yet"
         self.rng: Any = None
         self.sums: dict[str, torch.Tensor] = {}
-        self.count = self.window_steps = 0
+        self.counts: dict[str, torch.Tensor] = {}
+        self.window_steps = 0
         self.t0 = time.perf_counter()
         self.log_file: Any = None
         self.tb: Any = None
@@ -652,7 +671,7 @@ class _Run:
     def open_logs(self, total: int) -> None:
         log = self.run_dir / "log.jsonl"
         if self.cfg.resume and log.exists():  # drop the lines a killed run wrote after its checkpoint
-            kept = [line for line in log.read_text().splitlines(True) if json.loads(line)["step"] <= self.step]
+            kept = [line for line in log.read_text().splitlines(True) if _logged_step(line) <= self.step]
             _write_text(log, "".join(kept))
         self.log_file = open(log, "a")  # noqa: SIM115 - closed in fit's finally
         with contextlib.suppress(ImportError):
@@ -752,16 +771,18 @@ class _Run:
     # ------------------------------------------------------------------------------------------------ pieces
 
     def evaluate(self, model: nn.Module, val_set: Dataset) -> bool:
-        """Evaluate on rank 0, log, and say whether ``best_metric`` improved."""
+        """Evaluate on rank 0 (RNGs untouched), log, and say whether ``best_metric`` improved."""
 
         def run() -> dict[str, float]:
             loader = _DeviceLoader(self.loader(val_set, None), self.move)
+            rng = _rng_state()  # evaluating leaves the training's random streams as they were
             model.eval()
             try:
                 with torch.no_grad(), self.autocast():
                     return {k: float(v) for k, v in self.task.evaluate(model, loader).items()}
             finally:
                 model.train()
+                _set_rng_state(rng)
 
         self.metrics = self.on_main(run)
         self.eval_step = self.step
@@ -781,18 +802,17 @@ class _Run:
     def log_train(self, epoch: int, optimizer: Any) -> None:
         keys = sorted(self.sums)
         values: dict[str, float] = {}
-        if keys:
-            vec = torch.stack([self.sums[k] for k in keys]) / self.count
+        if keys:  # sums and counts of every key, summed over the ranks
+            table = torch.stack([torch.stack([self.sums[k], self.counts[k]]) for k in keys])
             if self.w.world > 1:
-                dist.all_reduce(vec)
-                vec /= self.w.world
-            values = dict(zip(keys, vec.tolist(), strict=True))
+                dist.all_reduce(table)
+            values = dict(zip(keys, (table[:, 0] / table[:, 1]).tolist(), strict=True))
         seconds = max(time.perf_counter() - self.t0, 1e-9)
         images = self.window_steps * self.cfg.batch_size * self.cfg.grad_accum * self.w.world
         lr = optimizer.param_groups[0]["lr"]
         record = {"kind": "train", "step": self.step, "epoch": epoch, "lr": lr, **values}
         self.emit({**record, "images_per_s": round(images / seconds, 2), "skipped": self.skipped})
-        self.sums, self.count, self.window_steps, self.t0 = {}, 0, 0, time.perf_counter()
+        self.sums, self.counts, self.window_steps, self.t0 = {}, {}, 0, time.perf_counter()
 
     def train_step(self, model: nn.Module, batches: Iterator[Any], optimizer: Any, scheduler: Any, scaler: Any) -> None:
         """One optimizer step over ``grad_accum`` batches; a non-finite loss stops the run or skips the step."""
@@ -823,15 +843,16 @@ class _Run:
         if cfg.clip_grad is not None:
             scaler.unscale_(optimizer)
             nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
+        scale = scaler.get_scale() if scaler.is_enabled() else 1.0
         scaler.step(optimizer)
         scaler.update()
-        if scheduler is not None:
-            scheduler.step()
+        if scheduler is not None and (not scaler.is_enabled() or scaler.get_scale() >= scale):
+            scheduler.step()  # not after an fp16 step the scaler skipped for inf/NaN gradients
         for loss, logs in logged:
             for key, value in {"loss": loss, **logs}.items():
                 value = value.detach().float().mean() if torch.is_tensor(value) else torch.tensor(float(value))
                 self.sums[key] = self.sums.get(key, 0) + value.to(self.w.device)
-            self.count += 1
+                self.counts[key] = self.counts.get(key, 0) + torch.ones((), device=self.w.device)
 
     # -------------------------------------------------------------------------------------------------- main
 
@@ -850,6 +871,8 @@ class _Run:
         if cfg.resume:
             self.load_resume(raw, optimizer, scheduler, scaler)
         train_set, val_set = task.train_dataset(), task.val_dataset()
+        if cfg.best_metric is not None and val_set is None:
+            raise TrainingError(f"best_metric {cfg.best_metric!r} needs a validation set; the task has none")
         sampler = DistributedSampler(train_set, w.world, w.rank, shuffle=True, seed=cfg.seed, drop_last=True)
         per_step = cfg.batch_size * cfg.grad_accum
         steps_per_epoch = len(sampler) // per_step
@@ -909,14 +932,9 @@ def fit(task: TrainTask, cfg: TrainerConfig) -> FitResult:
     Raises :class:`TrainingError` (a ``ValueError``) for user errors, :class:`NonFiniteLossError` for a NaN/Inf loss,
     and ``KeyboardInterrupt`` after writing ``last.pt`` when interrupted by Ctrl-C or SIGTERM.
     """
-    world = _setup_world(cfg.device)
-    run: _Run | None = None
-    try:
-        with _determinism(cfg.deterministic), _stop_request() as stop:
-            run = _Run(task, cfg, world, stop)
+    with _determinism(cfg.deterministic), _stop_request() as stop:
+        run = _Run(task, cfg, _setup_world(cfg.device), stop)
+        try:
             return run.run()
-    finally:
-        if run is not None:
+        finally:
             run.close()
-        if world.owns_group:
-            dist.destroy_process_group()
