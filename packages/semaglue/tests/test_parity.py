@@ -117,7 +117,9 @@ def _tie_chains(values: np.ndarray, tie: float) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(-np.diff(values) >= tie)]).astype(np.int64)
 
 
-def _check_keypoint_list(case: Case, out: dict[str, torch.Tensor], scores: np.ndarray, tie: float, cfg) -> dict:
+def _check_keypoint_list(
+    case: Case, out: dict[str, torch.Tensor], scores: np.ndarray, tie: float, cfg: SuperPointConfig
+) -> dict[str, int]:
     """keypoints / scores / descriptors (top-k order) against the case, near-ties of the selection left out.
 
     From the expected heat-map: the NMS near-tie footprint, candidates within ``tie`` of the keypoint threshold,
@@ -131,7 +133,7 @@ def _check_keypoint_list(case: Case, out: dict[str, torch.Tensor], scores: np.nd
     heat, fp, kept = scores[0], footprint[0], kept[0]
     height, width = heat.shape
     border = cfg.remove_borders
-    rows, cols = np.nonzero(kept & (heat > cfg.keypoint_threshold))
+    rows, cols = np.nonzero(kept & (heat > cfg.keypoint_threshold - tie))  # near-threshold ones are unstable
     inside = (rows >= border) & (rows < height - border) & (cols >= border) & (cols < width - border)
     rows, cols = rows[inside], cols[inside]
     order = np.argsort(-heat[rows, cols], kind="stable")
@@ -187,21 +189,6 @@ def _check_keypoint_list(case: Case, out: dict[str, torch.Tensor], scores: np.nd
     return {"nms_ties": nms_ties, "footprint": int(fp.sum()), "left_out": left_out}
 
 
-def _superpoint_margins(scores: np.ndarray, cfg) -> dict[str, float]:
-    """Smallest decision margins of the keypoint selection on the expected heat-map (for the closing note)."""
-    kept, _, _ = _nms_replay(scores, cfg.nms_radius, 0.0)
-    s = torch.from_numpy(scores)
-    nms = float((s - _window_max_others(s, cfg.nms_radius)).abs().min())
-    values = np.sort(scores[kept & (scores > cfg.keypoint_threshold)])[::-1]
-    k = cfg.max_keypoints
-    return {
-        "nms_first_pass": nms,
-        "threshold": float(np.abs(scores[kept] - cfg.keypoint_threshold).min()),
-        "topk_boundary": float(values[k - 1] - values[k]) if len(values) > k else float("inf"),
-        "order": float(np.min(-np.diff(values[:k]))) if k > 1 else float("inf"),
-    }
-
-
 def run_superpoint(case: Case) -> None:
     config = SuperPointConfig(**case.meta["config"])
     model = _module(SuperPoint(config), case)
@@ -249,17 +236,6 @@ def _match_near_ties(log_scores: np.ndarray, tie: float, threshold: float) -> tu
     unstable0 = row_tie | thr_tie | np.take_along_axis(col_tie, m0, axis=1)
     unstable1 = col_tie | np.take_along_axis(row_tie | thr_tie, m1, axis=1)
     return unstable0, unstable1
-
-
-def match_margins(log_scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Smallest argmax gaps (rows, columns) and distance of a row maximum to log(threshold), for the closing note."""
-    inner = -np.sort(-log_scores[:, :-1, :-1], axis=2)
-    inner_c = -np.sort(-log_scores[:, :-1, :-1], axis=1)
-    return {
-        "row_top2_gap": float((inner[..., 0] - inner[..., 1]).min()),
-        "col_top2_gap": float((inner_c[:, 0] - inner_c[:, 1]).min()),
-        "threshold": float(np.abs(log_scores[:, :-1, :-1].max(2) - np.log(threshold)).min()),
-    }
 
 
 def _check_matches(case: Case, produced_scores: torch.Tensor, actual: dict[str, torch.Tensor], threshold: float):
