@@ -128,3 +128,25 @@ def test_parity_device(monkeypatch):
         monkeypatch.setenv("SEMVISION_DEVICE", "cuda")
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             parity_device()
+
+
+def test_strict_device_placement_catches_default_device_tensors():
+    class OnDefault(torch.nn.Module):
+        def forward(self, x):
+            return x + torch.ones(3)
+
+    class OnInput(torch.nn.Module):
+        def forward(self, x):
+            return x + torch.ones(3, device=x.device) + torch.as_tensor(x)
+
+    x = torch.zeros(3)
+    with strict_device_placement(whole_block=False):
+        module = OnDefault()  # building modules stays allowed outside forward
+        assert OnInput()(x).device == x.device
+        with pytest.raises((RuntimeError, NotImplementedError)):
+            module(x)
+    with strict_device_placement(whole_block=True):
+        assert (x + torch.ones(3, device="cpu")).device == x.device
+        with pytest.raises((RuntimeError, NotImplementedError)):
+            _ = x + torch.arange(3).to(x)
+    assert (x + torch.ones(3)).device == x.device  # the rule ends with the block

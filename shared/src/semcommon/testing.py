@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._device import _device_constructors
 
 __all__ = [
     "Case",
@@ -238,8 +240,9 @@ def run_case(
 ) -> None:
     """Load a case file and run the runner registered for its target, with torch seeded to ``seed``.
 
-    With ``strict_device`` the runner runs under :func:`strict_device_placement` (every module forward; the whole
-    runner for weight-free targets), so code that creates tensors off its input's device fails on the CPU too.
+    With ``strict_device`` the runner runs under :func:`strict_device_placement` (inside every module forward for
+    targets with weights, ``<target>.weights.npz`` or ``meta["weights"]``; the whole runner for weight-free targets),
+    so code that creates tensors off its input's device fails on the CPU as it would on CUDA.
 
     A case whose target has no runner fails the test, naming the file and the known targets, so a new fixture
     target is never silently ignored.
@@ -252,7 +255,8 @@ def run_case(
         pytest.fail(f"no parity runner for fixture target {case.target!r} ({case.path.name}); known: {sorted(runners)}")
     torch.manual_seed(seed)
     if strict_device:
-        with strict_device_placement(whole_block=not case.weights_path.is_file()):
+        has_weights = case.weights_path.is_file() or "weights" in case.meta
+        with strict_device_placement(whole_block=not has_weights):
             runner(case)
     else:
         runner(case)
@@ -460,25 +464,37 @@ def parity_device() -> torch.device:
     return device
 
 
+class _MetaByDefault(TorchFunctionMode):
+    """Tensor factories called without ``device=`` create meta tensors (``as_tensor`` of a tensor keeps its device)."""
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
+        kwargs = dict(kwargs or {})
+        keeps_device = func in (torch.as_tensor, torch.asarray) and args and isinstance(args[0], torch.Tensor)
+        if func in _device_constructors() and kwargs.get("device") is None and not keeps_device:
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
+
+
 @contextmanager
 def strict_device_placement(whole_block: bool = True) -> Iterator[None]:
     """Make tensors created without an explicit device land on the ``meta`` device.
 
-    Code that builds its tensors on its input's device (``device=x.device``, ``*_like``) is unaffected; code that
-    relies on the default device (``torch.zeros(n)``, ``torch.tensor([...])``, ``torch.arange(n).to(x)``) then mixes
-    meta and CPU tensors and fails here on the CPU exactly where it would mix host and GPU tensors on CUDA.
+    Code that builds its tensors on its input's device (``device=x.device``, ``*_like``, ``x.new_*``) is unaffected;
+    code that relies on the default device (``torch.zeros(n)``, ``torch.tensor([...])``, ``torch.arange(n).to(x)``)
+    then mixes meta and CPU tensors and fails here on the CPU where it would mix host and GPU tensors (or copy
+    between them) on CUDA. Host-side tensors on purpose say so with ``device="cpu"``.
 
     With ``whole_block`` the rule holds for the whole block (functions: losses, metrics, geometry); without it,
     only inside every ``nn.Module`` forward call, so modules can still be built and loaded inside the block.
     """
     from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-    stack: list[torch.device] = []
+    stack: list[_MetaByDefault] = []
 
     def enter(_module: torch.nn.Module, _inputs: Any) -> None:
-        context = torch.device("meta")
-        context.__enter__()
-        stack.append(context)
+        mode = _MetaByDefault()
+        mode.__enter__()
+        stack.append(mode)
 
     def leave(_module: torch.nn.Module, _inputs: Any, _output: Any) -> None:
         stack.pop().__exit__(None, None, None)
@@ -486,7 +502,7 @@ def strict_device_placement(whole_block: bool = True) -> Iterator[None]:
     handles = [register_module_forward_pre_hook(enter), register_module_forward_hook(leave, always_call=True)]
     try:
         if whole_block:
-            with torch.device("meta"):
+            with _MetaByDefault():
                 yield
         else:
             yield

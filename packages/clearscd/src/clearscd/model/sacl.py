@@ -65,7 +65,9 @@ def sample_class_pixels(
     values: list[torch.Tensor] = []
     for cls in _present_classes(flat, num_classes):
         index = torch.nonzero(flat == cls, as_tuple=False).squeeze(1)
-        order = torch.randperm(index.numel(), generator=generator).to(index.device)
+        order = torch.randperm(index.numel(), generator=generator, device="cpu").to(
+            index.device
+        )  # CPU stream, as the original
         index = index[order][:max_per_class]
         picked.append(columns[:, index])
         values.append(torch.full((index.numel(),), cls, dtype=torch.long, device=flat.device))

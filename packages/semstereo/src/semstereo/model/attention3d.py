@@ -7,15 +7,17 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def _padding_mask(height: int, width: int, pad_b: int, pad_r: int, block: tuple[int, int, int]) -> torch.Tensor:
-    """Per-window padded-token flags ``(h·w)×(bh·bw)`` reproducing the original's slicing.
+def _padding_mask(
+    height: int, width: int, pad_b: int, pad_r: int, block: tuple[int, int, int], like: torch.Tensor
+) -> torch.Tensor:
+    """Per-window padded-token flags ``(h·w)×(bh·bw)`` reproducing the original's slicing, dtype/device of ``like``.
 
     A token is "padded" if it lies in the last ``pad_b`` rows or the last ``pad_r`` columns. As in the original,
     a zero pad selects *all* rows/columns (``x[-0:]``), so when exactly one pad is 0 every token is flagged and
     the mask has no effect.
     """
     _, bh, bw = block
-    flags = torch.zeros(height, width)
+    flags = like.new_zeros(height, width)
     flags[height - pad_b if pad_b else 0 :, :] = 1.0
     flags[:, width - pad_r if pad_r else 0 :] = 1.0
     h, w = height // bh, width // bw
@@ -55,7 +57,7 @@ class AttentionBlock(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]  # B × windows × heads × tokens × head_dim
         logits = (q @ k.transpose(-2, -1)) * self.scale
         if pad_r or pad_b:
-            flags = _padding_mask(height, width, pad_b, pad_r, self.block).to(x)  # (h·w) × (bh·bw)
+            flags = _padding_mask(height, width, pad_b, pad_r, self.block, x)  # (h·w) × (bh·bw)
             flags = flags.repeat(d, bd)  # windows in (d, h, w) order, tokens in (bd, bh, bw) order
             differs = flags.unsqueeze(1) != flags.unsqueeze(2)
             logits = logits + (differs.to(x.dtype) * -1000.0).unsqueeze(1)

@@ -403,10 +403,10 @@ def distill_image(
     covered = z_self != 0
     disp_a = final_blend(student, global_align(student, z_self, z_external, config), covered, config)
 
-    details = PatchDetails(
-        rects=torch.tensor(rects, dtype=torch.int64),
-        order=torch.tensor(selection.order, dtype=torch.int64),
-        edge_counts=torch.tensor([int(e.sum()) for e in edges], dtype=torch.int64),
+    details = PatchDetails(  # host-side bookkeeping, on the CPU whatever the model's device
+        rects=torch.tensor(rects, dtype=torch.int64, device="cpu"),
+        order=torch.tensor(selection.order, dtype=torch.int64, device="cpu"),
+        edge_counts=torch.tensor([int(e.sum()) for e in edges], dtype=torch.int64, device="cpu"),
         weight_classes=torch.from_numpy(classes),
         fused_self=torch.from_numpy(fused_self.astype(np.float32)),
         external_norm=torch.from_numpy(external_norm.astype(np.float32)),
