@@ -18,6 +18,7 @@ from semcommon.testing import (
     max_abs_error,
     parity_device,
     run_case,
+    strict_device_placement,
     topk_near_ties,
 )
 
