@@ -6,7 +6,7 @@ All channel numbers derive from the backbone's five stage widths, so the width-0
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 #: Stage widths (1/2 .. 1/32) of the timm MobileViTv2 backbones used by SemStereo.
@@ -122,3 +122,65 @@ def whu_config(**overrides: object) -> SemStereoConfig:
 def half_config(**overrides: object) -> SemStereoConfig:
     """The width-0.5 configuration of the parity fixtures (``mobilevitv2_050``)."""
     return SemStereoConfig(**{"backbone": "mobilevitv2_050", **overrides})  # type: ignore[arg-type]
+
+
+Stage = Literal["attention", "full"]
+DatasetKind = Literal["auto", "synthetic", "us3d", "whu"]
+
+
+@dataclass
+class DataConfig:
+    """Where the samples come from. ``dataset="auto"``: ``--data synthetic`` -> generator, a folder -> US3D when its
+    split list has 4 paths per line, WHU when 3."""
+
+    dataset: DatasetKind = "auto"
+    train_list: str = "train.txt"  # relative to the dataset root (authors' --trainlist)
+    test_list: str = "test.txt"  # authors' --testlist (evaluated after training; no val selection, as the original)
+    label_codes: Literal["train", "las"] = "train"  # US3D CLS files: training ids 0..5, or raw DFC2019 LAS codes
+    crop: tuple[int, int] | None = None  # None = full tiles (the authors' recipe: no crop, no augmentation)
+    random_crop: bool = False
+    synthetic_size: tuple[int, int] = (64, 64)  # generated tile H×W (multiples of 32)
+    synthetic_train: int = 256  # generated training tiles
+    synthetic_test: int = 16  # generated test tiles (another seed)
+    dmin: float = -12.0  # signed disparity range of the generated tiles (px)
+    dmax: float = 12.0
+
+
+@dataclass
+class TrainConfig:
+    """The training recipe of ``main_us3d.py`` / ``main_whu.py`` (defaults: US3D stage 2). The objective follows
+    ``model.variant``: us3d = disparity (signed mask) + label + LRSC; whu = disparity (``0 < gt < M``) + LRSC."""
+
+    model: SemStereoConfig = field(default_factory=SemStereoConfig)
+    stage: Stage = "full"  # "attention" = stage 1 (att_weights_only, label loss ×1.6), "full" = stage 2 (×2.4)
+    lrsc: bool = True  # add LRSC (WHU: on pseudo-labels; False = the released main_whu.py, disparity only)
+    lr: float = 1e-3  # Adam, betas (0.9, 0.999), no weight decay
+    betas: tuple[float, float] = (0.9, 0.999)
+    lrepochs: str = "12,22,30,38,44:2"  # LR divided by 2 at the start of these epochs
+    epochs: int = 48  # per stage
+    batch_size: int = 4  # train batch (drop_last), per process
+    seed: int = 1  # torch.manual_seed(1)
+    backbone_weights: str | None = None  # local timm ImageNet checkpoint of the backbone (the original loads one)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def __post_init__(self) -> None:
+        parse_lrepochs(self.lrepochs)
+        if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("TrainConfig: lr must be > 0 and epochs, batch_size >= 1")
+
+    def model_config(self) -> SemStereoConfig:
+        """The model of this stage (``att_weights_only`` follows ``stage``; a real boolean, see README)."""
+        return replace(self.model, att_weights_only=self.stage == "attention")
+
+
+def parse_lrepochs(text: str) -> tuple[list[int], float]:
+    """``"12,22,30,38,44:2"`` -> ``([12, 22, 30, 38, 44], 2.0)``; malformed strings raise ``ValueError``."""
+    epochs, sep, divisor = text.partition(":")
+    try:
+        milestones = [int(e) for e in epochs.split(",") if e.strip()]
+        factor = float(divisor)
+    except ValueError:
+        raise ValueError(f"lrepochs {text!r}: expected 'E1,E2,...:DIVISOR', e.g. '12,22,30,38,44:2'") from None
+    if not sep or factor <= 0:
+        raise ValueError(f"lrepochs {text!r}: expected 'E1,E2,...:DIVISOR' with a positive divisor")
+    return milestones, factor

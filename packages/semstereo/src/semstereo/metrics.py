@@ -127,6 +127,26 @@ def scores_from_confusion(confusion: np.ndarray, num_classes: int | None = None)
     return {"PA": float(pa), "MPA": float(_nanmean(cpa)), "mIoU": float(_nanmean(iou)), "IoU": iou, "CPA": cpa}
 
 
+class BatchAverage:
+    """The original ``AverageMeterDict``: the first batch's values are copied (a NaN there makes the average NaN),
+    later NaNs are added as 0 but still counted; ``mean()`` divides by the number of batches."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def update(self, values: dict[str, float]) -> None:
+        for key, value in values.items():
+            if self.count == 0 or key not in self.sums:
+                self.sums[key] = float(value)
+            else:
+                self.sums[key] += 0.0 if math.isnan(value) else float(value)
+        self.count += 1
+
+    def mean(self) -> dict[str, float]:
+        return {key: value / self.count for key, value in self.sums.items()}
+
+
 @dataclass
 class SegmentationEvaluator:
     """Accumulates segmentation metrics over a test set in the ``"original"`` or the ``"dataset"`` mode.
@@ -136,8 +156,8 @@ class SegmentationEvaluator:
 
     mode: Literal["original", "dataset"] = "original"
     num_classes: int = 5  # evaluated classes (class 5 is "unlabelled")
-    _sums: dict[str, float] = field(default_factory=dict)
-    _batches: int = 0
+    _average: BatchAverage = field(default_factory=BatchAverage)
+    last: dict[str, float | np.ndarray] = field(default_factory=dict)  # scores of the last batch ("original")
     _per_class: dict[str, list[np.ndarray]] = field(default_factory=dict)
     _matrix: ConfusionMatrix | None = None
 
@@ -153,24 +173,23 @@ class SegmentationEvaluator:
             self._matrix.update(pred, gt)
             return
         scores = scores_from_confusion(original_confusion(pred_logits, label, self.num_classes))
-        # AverageMeterDict: the first batch is copied (a NaN there poisons the average), later NaNs count as 0.
-        for key in ("PA", "MPA", "mIoU"):
-            value = float(scores[key])
-            if self._batches == 0:
-                self._sums[key] = value
-            else:
-                self._sums[key] += 0.0 if math.isnan(value) else value
-        self._batches += 1
+        self.last = scores
+        self._average.update({key: float(scores[key]) for key in ("PA", "MPA", "mIoU")})
         for key in ("IoU", "CPA"):
             self._per_class.setdefault(key, []).append(np.asarray(scores[key]))
+
+    @property
+    def batches(self) -> int:
+        """Batches added so far (``"original"`` mode)."""
+        return self._average.count
 
     def compute(self) -> dict[str, float | np.ndarray]:
         if self.mode == "dataset":
             assert self._matrix is not None
             return scores_from_confusion(self._matrix.matrix.astype(np.float64), self.num_classes)
-        if not self._batches:
+        if not self._average.count:
             raise ValueError("SegmentationEvaluator.compute: no batch was added")
-        out: dict[str, float | np.ndarray] = {k: v / self._batches for k, v in self._sums.items()}
+        out: dict[str, float | np.ndarray] = dict(self._average.mean())
         for key, rows in self._per_class.items():  # AverageMeterDict2: NaN-skipping mean per class
             out[key] = _nanmean(np.stack(rows), axis=0)
         return out
