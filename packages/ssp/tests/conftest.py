@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 
@@ -23,9 +21,14 @@ def reduced_image_config() -> ImageModelConfig:
     return ImageModelConfig(hiera=REDUCED_HIERA, upernet_channels=64)
 
 
-def _save(model: torch.nn.Module, path, image_config: ImageModelConfig, video: dict | None = None):
-    config = {"image_model": dataclasses.asdict(image_config), "video_model": video}
-    torch.save({"model": model.state_dict(), "config": config}, path)
+def _save(model: torch.nn.Module, path, image_config: ImageModelConfig, stage: str):
+    """Our checkpoint format: ``{"model": state dict, "config": plain TrainConfig}``."""
+    from semcommon.training import to_plain
+    from ssp.config import OursCfg, TrainConfig, VideoModelConfig
+
+    ours = OursCfg(stage=stage, hiera=image_config.hiera, upernet_channels=image_config.upernet_channels)
+    config = TrainConfig(video_model_cfg=VideoModelConfig(k_registrator_model="identity"), ours=ours)
+    torch.save({"model": model.state_dict(), "config": to_plain(config)}, path)
     return path
 
 
@@ -35,9 +38,8 @@ def video_checkpoint(tmp_path, reduced_image_config):
     from ssp.config import VideoModelConfig
     from ssp.model import SSPVideoModel
 
-    config = VideoModelConfig(k_registrator_model="identity")
-    model = SSPVideoModel(config, reduced_image_config, with_flow_model=False)
-    return _save(model, tmp_path / "video.pt", reduced_image_config, dataclasses.asdict(config))
+    model = SSPVideoModel(VideoModelConfig(k_registrator_model="identity"), reduced_image_config, False)
+    return _save(model, tmp_path / "video.pt", reduced_image_config, "video")
 
 
 @pytest.fixture
@@ -45,4 +47,4 @@ def image_checkpoint(tmp_path, reduced_image_config):
     """Our checkpoint format for the reduced image model, random weights."""
     from ssp.model import HieraUperNet
 
-    return _save(HieraUperNet(reduced_image_config), tmp_path / "image.pt", reduced_image_config)
+    return _save(HieraUperNet(reduced_image_config), tmp_path / "image.pt", reduced_image_config, "image")

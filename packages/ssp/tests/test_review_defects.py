@@ -125,31 +125,20 @@ def test_nan_frames_are_refused(reduced_image_config) -> None:
         model(video[1:], video[:1], homos=torch.eye(3)[None])
 
 
-def _video_checkpoint(tmp_path, reduced_image_config):
-    model = SSPVideoModel(VideoModelConfig(k_registrator_model="identity"), reduced_image_config, False)
-    config = {
-        "image_model": dataclasses.asdict(reduced_image_config),
-        "video_model": dataclasses.asdict(model.config),
-    }
-    path = tmp_path / "video.pt"
-    torch.save({"model": model.state_dict(), "config": config}, path)
-    return path
-
-
-def test_pairs_of_different_sizes_are_refused(tmp_path, reduced_image_config) -> None:
+def test_pairs_of_different_sizes_are_refused(tmp_path, video_checkpoint) -> None:
     last, current = _photo_pair()
     write_image(tmp_path / "a.png", last)
     write_image(tmp_path / "b.png", current[:100])
-    model = load_pretrained(_video_checkpoint(tmp_path, reduced_image_config))
+    model = load_pretrained(video_checkpoint)
     with pytest.raises(ValueError, match=r"a\.png.*b\.png.*same size"):
         predict_pair(model, tmp_path / "a.png", tmp_path / "b.png", size=(64, 96))
 
 
-def test_prediction_is_written_at_the_input_size(tmp_path, reduced_image_config) -> None:
+def test_prediction_is_written_at_the_input_size(tmp_path, video_checkpoint) -> None:
     last, current = _photo_pair(size=(70, 90))
     write_image(tmp_path / "a.png", last)
     write_image(tmp_path / "b.png", current)
-    checkpoint = _video_checkpoint(tmp_path, reduced_image_config)
+    checkpoint = video_checkpoint
     out = tmp_path / "pred.png"
     frames = [str(tmp_path / "a.png"), str(tmp_path / "b.png")]
     code = main(
@@ -160,7 +149,7 @@ def test_prediction_is_written_at_the_input_size(tmp_path, reduced_image_config)
     assert pred.shape == (70, 90) and pred.min() >= 1 and pred.max() <= 8
 
 
-def test_internal_errors_keep_their_traceback(tmp_path, reduced_image_config, monkeypatch) -> None:
+def test_internal_errors_keep_their_traceback(tmp_path, video_checkpoint, monkeypatch) -> None:
     last, current = _photo_pair(size=(64, 64))
     write_image(tmp_path / "a.png", last)
     write_image(tmp_path / "b.png", current)
@@ -169,7 +158,7 @@ def test_internal_errors_keep_their_traceback(tmp_path, reduced_image_config, mo
         raise RuntimeError("internal bug")
 
     monkeypatch.setattr("ssp.predict.predict_pair", broken)
-    checkpoint = _video_checkpoint(tmp_path, reduced_image_config)
+    checkpoint = video_checkpoint
     with pytest.raises(RuntimeError, match="internal bug"):
         main(["predict", str(checkpoint), str(tmp_path / "a.png"), str(tmp_path / "b.png"), "--out", "x.png"])
 

@@ -26,7 +26,7 @@ from semcommon.checkpoint import (
     load_state_dict_into,
     strip_prefix,
 )
-from ssp.config import HIERA_SIZES, ImageModelConfig, VideoModelConfig, image_config_from_plain
+from ssp.config import HIERA_SIZES, ImageModelConfig, VideoModelConfig, train_config_from_plain
 from ssp.model.hiera import Hiera
 from ssp.model.image_model import HieraUperNet
 from ssp.model.raft import RAFT
@@ -117,15 +117,17 @@ def load_pretrained(
 
 
 def _build_for(kind: str, state: dict[str, torch.Tensor], saved: dict[str, Any] | None, source: str) -> nn.Module:
-    """The model a state dict belongs to: from our checkpoints' saved ``config`` (``image_model`` /
-    ``video_model`` entries) when present, else from the key names and shapes (the authors' files)."""
+    """The model a state dict belongs to: from our checkpoints' saved training config when present, else from the
+    key names and shapes (the authors' files)."""
     if kind == "raft":
         return RAFT()
-    try:
-        image = image_config_from_plain(saved["image_model"]) if saved and "image_model" in saved else None
-        video = VideoModelConfig(**saved["video_model"]) if saved and saved.get("video_model") else None
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{source}: saved config does not describe an SSP model ({exc})") from exc
+    image = video = None
+    if saved is not None:
+        try:
+            config = train_config_from_plain(saved)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{source}: saved config does not describe an SSP model ({exc})") from exc
+        image, video = config.image_model, config.video_model_cfg
     if kind == "image":
         return HieraUperNet(image or _image_config_from_state(state))
     if kind == "video":

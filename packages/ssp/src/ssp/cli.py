@@ -10,6 +10,7 @@ import numpy as np
 
 from semcommon.checkpoint import CheckpointError
 from semcommon.cli import add_device_argument, demo_handler, dispatch, package_parser
+from semcommon.training import add_train_arguments
 from ssp.model.ssp import SSPVideoModel
 from ssp.predict import REGISTRATIONS
 
@@ -20,8 +21,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser, sub = package_parser(
         PROG,
         "SSP / KD-SSP (CVPR 2025): temporally consistent video semantic segmentation for UAVs (UAVid, RuralScapes).",
-        custom=("predict", "evaluate"),
+        custom=("predict", "evaluate", "train"),
     )
+    train = sub.add_parser("train", help="train the image model (stage 1) or SSP / KD-SSP (stage 2) on semcommon's fit")
+    add_train_arguments(train, run_dir="runs/train-ssp")
+    logits = sub.add_parser("save-logits", help="write teacher logits for every frame of a split (KD)")
+    logits.add_argument("--checkpoint", required=True, help="the teacher (image model) checkpoint")
+    logits.add_argument("--data", required=True, help="synthetic | a prepared dataset root")
+    logits.add_argument("--dataset", default="uavid", choices=["uavid", "ruralscapes"])
+    logits.add_argument("--split", default="train", choices=["train", "val", "test"])
+    logits.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                        help="teacher input size (default: 1440 2560; synthetic: its frame size)")  # fmt: skip
+    logits.add_argument("--out", required=True, help="new logits folder: <out>/<clip>/<frame>.npz")
+    add_device_argument(logits)
     evaluate = sub.add_parser("evaluate", help="mIoU, per-class IoU and temporal consistency (TC) over whole clips")
     evaluate.add_argument("--checkpoint", required=True, help="SSP video or image checkpoint (authors' or ours)")
     evaluate.add_argument("--data", required=True, help="synthetic | a prepared dataset root")
@@ -183,6 +195,31 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from semcommon.cli import train_handler
+    from ssp.config import load_train_config
+    from ssp.train import SSPTrainTask
+
+    config = load_train_config(args.config, args.set)
+    training = config.training_cfg
+    task = SSPTrainTask(config, args.data, args.batch_size or training.batch_size)
+    epochs = training.early_stopping or training.num_epochs
+    handler = train_handler(lambda _: task, batch_size=training.batch_size, epochs=epochs, max_steps=None)
+    return handler(args)
+
+
+def _save_logits(args: argparse.Namespace) -> int:
+    from ssp.data import SyntheticConfig, open_source
+    from ssp.predict import save_teacher_logits
+
+    model = _load_segmenter(args.checkpoint, args.device)
+    source = open_source(args.data, args.split, args.dataset)
+    size = tuple(args.size) if args.size else (SyntheticConfig().size if args.data == "synthetic" else (1440, 2560))
+    count = save_teacher_logits(model, source, args.out, size)
+    print(f"wrote {count} logit files under {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -195,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         "demo": demo_handler("ssp"),
         "predict": _predict,
         "evaluate": _evaluate,
+        "train": _train,
+        "save-logits": _save_logits,
         "prepare-uavid": _prepare_uavid,
         "prepare-ruralscapes": _prepare_ruralscapes,
     }

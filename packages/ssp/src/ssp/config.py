@@ -6,7 +6,7 @@ every section is checked against the keys the original code reads, so a typo is 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,6 @@ __all__ = [
     "RaftConfig",
     "UperNetConfig",
     "VideoModelConfig",
-    "image_config_from_plain",
     "load_experiment_config",
 ]
 
@@ -131,17 +130,6 @@ class ImageModelConfig:
         data = dict(data or {})
         _check_keys("model_cfg", data, {"checkpoint_model", "model_architecture", "frozen_encoder", "upsampling"})
         return cls(**data, n_classes=n_classes)
-
-
-def image_config_from_plain(data: dict[str, Any]) -> ImageModelConfig:
-    """Inverse of ``dataclasses.asdict`` for :class:`ImageModelConfig` (JSON lists back to tuples)."""
-    data = dict(data)
-    _check_keys("image_model", data, {f.name for f in fields(ImageModelConfig)})
-    hiera = data.get("hiera")
-    if hiera is not None:
-        _check_keys("image_model.hiera", hiera, {f.name for f in fields(HieraConfig)})
-        data["hiera"] = HieraConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in hiera.items()})
-    return ImageModelConfig(**data)
 
 
 @dataclass(frozen=True)
@@ -291,3 +279,253 @@ def load_experiment_config(
         video_model=None,
         raw=data,
     )
+
+
+# ------------------------------------------------------------------------------------------- training configuration
+# Sections and keys mirror the authors' YAML files (config/image/*.yaml, config/video/*.yaml), so those load as they
+# are; ``ours`` holds what the re-implementation adds (stage, weight files, reduced sizes, synthetic data).
+
+
+@dataclass
+class DataCfg:
+    """``data_cfg``. Defaults: ``image/base_uavid.yaml``."""
+
+    dataset: str = "uavid"
+    path: str | None = None
+    adjacent_frames: list[int] = field(default_factory=lambda: [-1])
+    crop_size: list[int] = field(default_factory=lambda: [736, 1280])
+    square_crop: bool = False
+    data_augmentation: bool = True
+    soft_labels: bool = False
+    logit_distillation: bool = False
+    logits_folder: str | None = None
+    min_vid_len: int = 0
+    labeled_frames_per_vid: int | None = None
+    train_skip_frames: int | None = None
+    val_skip_frames: int = 1
+    opencv_homos: bool = False
+    opencv_model_type: str = "akaze"
+
+
+@dataclass
+class ModelCfg:
+    """``model_cfg`` of an image config."""
+
+    checkpoint_model: str = "small"
+    model_architecture: str = "hierasam_upernet"
+    frozen_encoder: bool = False
+    upsampling: str = "bicubic"
+
+
+@dataclass
+class ImageCheckpointCfg:
+    """``image_model_cfg`` of a video config: the trained image checkpoint that initialises the video model."""
+
+    image_save_dir: str | None = None
+    checkpoint_folder: str | None = None
+    checkpoint_name: str | None = None
+    best_model: bool = False
+
+
+@dataclass
+class TrainingCfg:
+    """``training_cfg``: epochs for the LR schedule (``num_epochs``) and for stopping (``early_stopping``)."""
+
+    num_epochs: int = 250
+    early_stopping: int | None = 200
+    batch_size: int = 4
+    num_workers: int = 4
+    lr: float = 2.5e-5
+    trained_layer: str | None = None
+    secondary_lr: float = 1e-4
+
+
+@dataclass
+class OptimCfg:
+    """``optim_cfg``: AdamW and the per-iteration cosine schedule with linear warmup."""
+
+    optimizer: str = "adamw"
+    scheduler: str = "cosine"
+    weight_decay: float = 0.05
+    momentum: float = 0.9
+    warmup_epochs: float = 2
+    scheduler_power: float = 0.9
+    start_lr: float = 1e-4
+    final_lr: float = 1e-4
+
+
+@dataclass
+class LossCfg:
+    """``loss_cfg``: ``crossentropy`` (labels) or ``kldiv`` (teacher logits, temperature ``T``)."""
+
+    loss_func: str = "crossentropy"
+    class_weights: list[float] | None = None
+    softmax_on_target: bool = False
+    temperature: float = 1.0
+
+
+@dataclass
+class OursCfg:
+    """What the re-implementation adds.
+
+    ``stage``: ``image`` (image model / teacher / KD image baseline) or ``video`` (SSP / KD-SSP); set automatically
+    for a file with ``video_model_cfg``. ``sam2_checkpoint``: SAM2 weights for the Hiera trunk (the authors'
+    ``base_checkpoints/sam2_hiera_<size>.pt``; random init when null). ``image_checkpoint``: the trained image model
+    for the video stage (default: built from ``image_model_cfg``). ``raft_weights``: RAFT "things" for the losses.
+    ``flow``: ``raft`` or ``homography`` (exact flow from known homographies, synthetic data). ``hiera`` /
+    ``upernet_channels``: a reduced model (demo, tests). ``synthetic_*``: the ``--data synthetic`` clips.
+    """
+
+    stage: str = "image"
+    sam2_checkpoint: str | None = None
+    image_checkpoint: str | None = None
+    raft_weights: str | None = None
+    flow: str = "raft"
+    hiera: HieraConfig | None = None
+    upernet_channels: int | None = None
+    synthetic_clips: int = 8
+    synthetic_frames: int = 8
+    synthetic_size: list[int] = field(default_factory=lambda: [128, 160])
+    synthetic_label_every: int = 4
+
+    def __post_init__(self) -> None:
+        if self.stage not in ("image", "video"):
+            raise ValueError(f"ours.stage: expected image | video, got {self.stage!r}")
+        if self.flow not in ("raft", "homography"):
+            raise ValueError(f"ours.flow: expected raft | homography, got {self.flow!r}")
+
+
+@dataclass
+class TrainConfig:
+    """Everything ``ssp train`` reads: the authors' sections plus ``ours``."""
+
+    save_dir: str | None = None
+    pretrained_checkpoint: str | None = None
+    resume_training: str | None = None
+    no_training: bool = False
+    data_cfg: DataCfg = field(default_factory=DataCfg)
+    model_cfg: ModelCfg = field(default_factory=ModelCfg)
+    image_model_cfg: ImageCheckpointCfg = field(default_factory=ImageCheckpointCfg)
+    video_model_cfg: VideoModelConfig = field(default_factory=VideoModelConfig)
+    training_cfg: TrainingCfg = field(default_factory=TrainingCfg)
+    optim_cfg: OptimCfg = field(default_factory=OptimCfg)
+    loss_cfg: LossCfg = field(default_factory=LossCfg)
+    ours: OursCfg = field(default_factory=OursCfg)
+
+    def __post_init__(self) -> None:
+        if self.data_cfg.dataset not in DATASET_NUM_CLASSES:
+            raise ValueError(f"data_cfg.dataset: expected one of {sorted(DATASET_NUM_CLASSES)}")
+        if self.loss_cfg.loss_func not in ("crossentropy", "kldiv"):
+            raise ValueError(f"loss_cfg.loss_func: expected crossentropy | kldiv, got {self.loss_cfg.loss_func!r}")
+        if self.optim_cfg.optimizer != "adamw" or self.optim_cfg.scheduler != "cosine":
+            raise ValueError("optim_cfg: only optimizer adamw with scheduler cosine (every SSP config) is implemented")
+        if self.training_cfg.trained_layer is not None:
+            raise ValueError(
+                "training_cfg.trained_layer: only null (train everything, every SSP config) is implemented"
+            )
+        if self.loss_cfg.class_weights is not None:
+            raise ValueError("loss_cfg.class_weights: only null (every SSP config) is implemented")
+        if len(self.data_cfg.crop_size) != 2 or any(v % 32 for v in self.data_cfg.crop_size):
+            raise ValueError(f"data_cfg.crop_size: expected [H, W], multiples of 32, got {self.data_cfg.crop_size}")
+        ImageModelConfig(**asdict(self.model_cfg))
+
+    @property
+    def n_classes(self) -> int:
+        return DATASET_NUM_CLASSES[self.data_cfg.dataset]
+
+    @property
+    def image_model(self) -> ImageModelConfig:
+        return ImageModelConfig(
+            **asdict(self.model_cfg),
+            n_classes=self.n_classes,
+            hiera=self.ours.hiera,
+            upernet_channels=self.ours.upernet_channels,
+        )
+
+    @property
+    def image_checkpoint(self) -> str | None:
+        """``ours.image_checkpoint``, else ``<image_save_dir>/<checkpoint_folder>/<checkpoint_name>.pth.tar``."""
+        if self.ours.image_checkpoint:
+            return self.ours.image_checkpoint
+        section = self.image_model_cfg
+        if section.checkpoint_name is None:
+            return None
+        prefix = "best_model_" if section.best_model else ""
+        parts = [section.image_save_dir or "checkpoints", section.checkpoint_folder or ""]
+        return str(Path(*parts, f"{prefix}{section.checkpoint_name}.pth.tar"))
+
+
+_SECTIONS = {
+    "data_cfg": DataCfg, "model_cfg": ModelCfg, "image_model_cfg": ImageCheckpointCfg,
+    "video_model_cfg": VideoModelConfig, "training_cfg": TrainingCfg, "optim_cfg": OptimCfg, "loss_cfg": LossCfg,
+    "ours": OursCfg,
+}  # fmt: skip
+
+
+def _section_from_plain(name: str, cls: type, data: dict[str, Any]) -> Any:
+    if not isinstance(data, dict):
+        raise ValueError(f"{name}: expected a mapping, got {type(data).__name__}")
+    if cls is VideoModelConfig:
+        data = {k: v for k, v in data.items() if k not in BASELINE_KEYS}
+    _check_keys(name, data, {f.name for f in fields(cls)})
+    data = dict(data)
+    if cls is OursCfg and isinstance(data.get("hiera"), dict):
+        hiera = data["hiera"]
+        _check_keys("ours.hiera", hiera, {f.name for f in fields(HieraConfig)})
+        data["hiera"] = HieraConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in hiera.items()})
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ValueError(f"{name}: {exc}") from exc
+
+
+def train_config_from_plain(data: dict[str, Any]) -> TrainConfig:
+    """A :class:`TrainConfig` from nested plain data (an authors' YAML file, or a checkpoint's saved config).
+
+    Unknown keys raise ``ValueError`` naming section and key; the baselines' video keys are dropped; a mapping
+    with ``video_model_cfg`` but no ``ours.stage`` is a video (stage 2) config.
+    """
+    if not isinstance(data, dict):
+        raise ValueError("config: expected a mapping at the top level")
+    _check_keys("config", data, {f.name for f in fields(TrainConfig)})
+    values = {k: v for k, v in data.items() if k not in _SECTIONS}
+    ours = dict(data.get("ours") or {})
+    if "video_model_cfg" in data and "stage" not in ours:
+        ours["stage"] = "video"
+    sections = {**data, "ours": ours}
+    for name, cls in _SECTIONS.items():
+        if name in sections and sections[name] is not None:
+            values[name] = _section_from_plain(name, cls, sections[name])
+    return TrainConfig(**values)
+
+
+def set_config_value(data: dict[str, Any], item: str) -> None:
+    """Apply one ``--set section.key=value`` override (value parsed as a Python/JSON literal) to plain data."""
+    from semcommon.training import parse_value
+
+    key, sep, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. training_cfg.lr=5e-5")
+    node = data
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = parse_value(text)
+
+
+def load_train_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
+    """The training config: defaults, then an authors' YAML (or our JSON) file, then ``--set`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from exc
+    for item in overrides:
+        set_config_value(data, item)
+    return train_config_from_plain(data)

@@ -27,7 +27,7 @@ from torch import nn
 from semcommon.runtime import progress
 from ssp.data.clips import ClipSource
 from ssp.data.datasets import ClipDataset
-from ssp.data.synthetic import homography_flow
+from ssp.geometry import flow_from_homography
 from ssp.losses import raft_flow
 from ssp.metrics import MeanIoU, mean_iou, temporal_consistency, temporal_consistency_forwardbackward
 from ssp.model.ssp import SSPVideoModel
@@ -47,12 +47,12 @@ def homography_flow_fn(
     def flow(image1: torch.Tensor, image2: torch.Tensor) -> torch.Tensor:
         i, j = index[image1.data_ptr()], index[image2.data_ptr()]
         if j == i + 1:
-            matrix = homos[i].double().numpy()
+            matrix = homos[i].double()
         elif j == i - 1:
-            matrix = np.linalg.inv(homos[j].double().numpy())
+            matrix = torch.linalg.inv(homos[j].double())
         else:
             raise ValueError(f"homography flow: frames {i} and {j} are not neighbours")
-        return torch.from_numpy(homography_flow(matrix, size))[None]
+        return flow_from_homography(matrix[None], size).to(image1.device)
 
     return flow
 

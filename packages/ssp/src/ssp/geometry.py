@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["flow_warp", "scale_homography", "warp_perspective"]
+__all__ = ["flow_from_homography", "flow_warp", "scale_homography", "warp_perspective"]
 
 
 def _normal_transform_pixel(height: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -89,3 +89,18 @@ def flow_warp(x: torch.Tensor, flow: torch.Tensor, mode: str = "nearest") -> tor
     gx = 2.0 * grid[:, 0] / max(width - 1, 1) - 1.0
     gy = 2.0 * grid[:, 1] / max(height - 1, 1) - 1.0
     return F.grid_sample(x, torch.stack([gx, gy], dim=-1), mode=mode, align_corners=False)
+
+
+def flow_from_homography(homography: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Optical flow ``B×2×H×W`` (x, y) of homographies ``B×3×3``: ``f(p) = H(p) - p`` for every pixel of a ``size``
+    image (the exact flow of a camera motion over a planar scene; used for synthetic data instead of RAFT)."""
+    height, width = size
+    ys, xs = torch.meshgrid(
+        torch.arange(height, dtype=torch.float64, device=homography.device),
+        torch.arange(width, dtype=torch.float64, device=homography.device),
+        indexing="ij",
+    )
+    points = torch.stack([xs, ys, torch.ones_like(xs)]).reshape(3, -1)
+    mapped = homography.double() @ points
+    mapped = mapped[:, :2] / mapped[:, 2:]
+    return (mapped - points[:2]).reshape(homography.shape[0], 2, height, width).float()

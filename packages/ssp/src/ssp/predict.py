@@ -44,6 +44,7 @@ __all__ = [
     "predict_pair",
     "predict_video",
     "resize_frame",
+    "save_teacher_logits",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -315,3 +316,41 @@ def predict_video(
         out.rmdir()
     partial.rename(out)
     return summary
+
+
+@torch.no_grad()
+def save_teacher_logits(model: nn.Module, source: object, out: str | Path, size: tuple[int, int]) -> int:
+    """Teacher logits for every frame of every clip of ``source`` (a :class:`~ssp.data.ClipSource`):
+    ``<out>/<clip>/<frame>.npz`` (``np.savez_compressed``, ``arr_0`` float32 ``C×H×W`` at the teacher input
+    ``size``, the logits upsampled as the image model's forward does). Written under ``<out>.partial`` and renamed
+    at the end; an existing non-empty ``out`` is refused. Returns the number of files."""
+    import shutil
+
+    from semcommon.runtime import progress
+    from ssp.model.image_model import HieraUperNet
+
+    if not isinstance(model, HieraUperNet):
+        raise CheckpointError(f"save-logits needs an image-model (teacher) checkpoint, got {type(model).__name__}")
+    if size[0] % 32 or size[1] % 32:
+        raise ValueError(f"--size: height and width must be multiples of 32, got {list(size)}")
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ValueError(f"--out {out}: exists and is not an empty folder (choose a new one)")
+    partial = out.with_name(out.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    device, count = next(model.parameters()).device, 0
+    try:
+        for clip in progress(source.clips, desc="ssp save-logits"):
+            for index, name in enumerate(source.frame_names(clip)):
+                frame = normalize(resize_frame(source.read_frame(clip, index), size)).to(device)
+                logits = model.eval()(frame)[0].float().cpu().numpy()
+                (partial / clip).mkdir(parents=True, exist_ok=True)
+                np.savez_compressed(partial / clip / f"{name}.npz", logits)
+                count += 1
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    if out.exists():
+        out.rmdir()
+    partial.rename(out)
+    return count

@@ -5,7 +5,7 @@ from dataclasses import replace
 from ssp.data.clips import ClipSource, DiskClips, read_split_list
 from ssp.data.datasets import ClipDataset, FrameDataset, PairDataset
 from ssp.data.ruralscapes import RuralScapesClips, prepare_ruralscapes
-from ssp.data.synthetic import SyntheticClips, SyntheticConfig, homography_flow, write_synthetic_dataset
+from ssp.data.synthetic import SyntheticClips, SyntheticConfig, write_synthetic_dataset
 from ssp.data.tables import DATASETS, RURALSCAPES, UAVID, DatasetInfo, dataset_info
 from ssp.data.uavid import UAVidClips, prepare_uavid
 
@@ -40,7 +40,6 @@ __all__ = [
     "SyntheticConfig",
     "UAVidClips",
     "dataset_info",
-    "homography_flow",
     "open_source",
     "prepare_ruralscapes",
     "prepare_uavid",

@@ -24,7 +24,7 @@ from semcommon.io import write_image
 from ssp.data.clips import ClipSource
 from ssp.data.tables import UAVID
 
-__all__ = ["SyntheticClips", "SyntheticConfig", "homography_flow", "write_synthetic_dataset"]
+__all__ = ["SyntheticClips", "SyntheticConfig", "write_synthetic_dataset"]
 
 ROAD, VEGETATION, TREE, PERSON, VEHICLE, WATER, BUILDING, ROOF = range(8)
 
@@ -147,15 +147,6 @@ def _camera(centre: np.ndarray, angle: float, scale: float, size: tuple[int, int
     matrix[:2, :2] = linear
     matrix[:2, 2] = centre - linear @ half
     return matrix
-
-
-def homography_flow(homography: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Optical flow ``2×H×W`` (x, y) of a homography: f(p) = H(p) - p for every pixel p of an ``size`` image."""
-    ys, xs = np.mgrid[0 : size[0], 0 : size[1]].astype(np.float64)
-    points = np.stack([xs, ys, np.ones_like(xs)]).reshape(3, -1)
-    mapped = homography @ points
-    mapped = mapped[:2] / mapped[2:]
-    return (mapped - points[:2]).reshape(2, *size).astype(np.float32)
 
 
 class SyntheticClips(ClipSource):
