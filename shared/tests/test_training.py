@@ -232,11 +232,13 @@ import torch
 import torch.distributed as dist
 sys.path.insert(0, {tests!r})
 from semcommon.training import TrainerConfig, fit
-from test_training import ToyTask
+from test_training import ToyConfig, ToyTask
 
 class Task(ToyTask):
     def training_step(self, model, batch, step):
         loss, logs = super().training_step(model, batch, step)
+        if self.config.mode == "nan" and step in self.config.bad_steps and dist.get_rank() == 1:
+            loss = loss * float("inf")  # only on rank 1: both ranks must skip the step together
         return loss, {{**logs, "rank": float(dist.get_rank())}}
 
 def cfg(run_dir, **kw):
@@ -251,6 +253,8 @@ with open(os.path.join(root, f"metrics-rank{{rank}}.json"), "w") as f:
 fit(Task(), cfg(os.path.join(root, "split"), max_steps=3))  # later fits in the process reuse the group
 split = fit(Task(), cfg(os.path.join(root, "split"), resume=True))
 torch.save(split.model.state_dict(), os.path.join(root, f"split-rank{{rank}}.pt"))
+skipped = fit(Task(ToyConfig(mode="nan", bad_steps=[1])), cfg(os.path.join(root, "nan"), skip_nonfinite=True))
+torch.save(skipped.model.state_dict(), os.path.join(root, f"nan-rank{{rank}}.pt"))
 """
 
 
@@ -279,6 +283,9 @@ def test_torchrun_two_processes_gloo(tmp_path):
     assert [r["step"] for r in lines(tmp_path / "split")] == [2, 3, 4, 6]
     assert [r["step"] for r in lines(tmp_path / "split", "eval")] == [3, 6]  # evaluating does not move the RNGs
     assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    nan0, nan1 = torch.load(tmp_path / "nan-rank0.pt"), torch.load(tmp_path / "nan-rank1.pt")
+    assert all(torch.equal(v, nan1[k]) and torch.isfinite(v).all() for k, v in nan0.items())
+    assert [r["skipped"] for r in lines(tmp_path / "nan")] == [1, 1, 1]
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == [
         "last.pt",
         "step-00000003.pt",
@@ -514,6 +521,11 @@ def test_train_command_line(tmp_path, capsys):
     cfg = trainer_config_from_args(args, batch_size=4, save_every=1)
     assert (cfg.max_steps, cfg.batch_size, cfg.save_every, cfg.amp, cfg.quiet) == (2, 4, 1, "off", True)
     assert cfg.run_dir == str(tmp_path / "default")
+    bare = argparse.ArgumentParser()
+    add_train_arguments(bare)
+    assert trainer_config_from_args(bare.parse_args([]), run_dir="runs/pkg").run_dir == "runs/pkg"
+    epochs = trainer_config_from_args(bare.parse_args(["--epochs", "3"]), max_steps=500)
+    assert (epochs.epochs, epochs.max_steps) == (3, None)
 
     def make_task(a: argparse.Namespace) -> ToyTask:
         return ToyTask(load_config(ToyConfig, a.config, a.set))

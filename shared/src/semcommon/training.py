@@ -357,13 +357,17 @@ def _positive(text: str) -> int:
     return value
 
 
-def add_train_arguments(parser: argparse.ArgumentParser, run_dir: str = "runs/train") -> None:
-    """The flags every package's ``train`` shares; see :func:`trainer_config_from_args`."""
+def add_train_arguments(parser: argparse.ArgumentParser, run_dir: str | None = None) -> None:
+    """The flags every package's ``train`` shares; see :func:`trainer_config_from_args`.
+
+    ``run_dir`` is the default of ``--run-dir``; without it the trainer defaults (or ``runs/train``) decide.
+    """
     add = parser.add_argument
     add("--data", default="synthetic", help="'synthetic' or a dataset folder (default: synthetic)")
     add("--config", metavar="FILE", help="a JSON/YAML config of the package (e.g. the authors' file)")
     add("--set", metavar="KEY=VALUE", action="append", default=[], help="override a config key (repeatable)")
-    add("--run-dir", default=run_dir, help=f"run folder: config.json, log.jsonl, checkpoints/ (default: {run_dir})")
+    shown = run_dir or "runs/train"
+    add("--run-dir", default=run_dir, help=f"run folder: config.json, log.jsonl, checkpoints/ (default: {shown})")
     add("--resume", action="store_true", help="continue the run in --run-dir from checkpoints/last.pt")
     add("--overwrite", action="store_true", help="start over in a --run-dir that holds a run (deletes its checkpoints)")
     add("--init", metavar="CKPT", help="initialise the weights from a checkpoint (weights only)")
@@ -770,7 +774,7 @@ class _Run:
 
     # ------------------------------------------------------------------------------------------------ pieces
 
-    def evaluate(self, model: nn.Module, val_set: Dataset) -> bool:
+    def evaluate(self, model: nn.Module, val_set: Dataset, epoch: int) -> bool:
         """Evaluate on rank 0 (RNGs untouched), log, and say whether ``best_metric`` improved."""
 
         def run() -> dict[str, float]:
@@ -786,7 +790,7 @@ class _Run:
 
         self.metrics = self.on_main(run)
         self.eval_step = self.step
-        self.emit({"kind": "eval", "step": self.step, "epoch": self.epoch, **self.metrics})
+        self.emit({"kind": "eval", "step": self.step, "epoch": epoch, **self.metrics})
         name = self.cfg.best_metric
         if name is None:
             return False
@@ -867,9 +871,6 @@ class _Run:
         optimizer = task.build_optimizer(raw)
         scheduler = task.build_scheduler(optimizer)
         scaler = torch.amp.GradScaler(w.device.type, enabled=cfg.amp == "fp16")
-        self.on_main(lambda: self.prepare_run_dir(raw))
-        if cfg.resume:
-            self.load_resume(raw, optimizer, scheduler, scaler)
         train_set, val_set = task.train_dataset(), task.val_dataset()
         if cfg.best_metric is not None and val_set is None:
             raise TrainingError(f"best_metric {cfg.best_metric!r} needs a validation set; the task has none")
@@ -878,6 +879,9 @@ class _Run:
         steps_per_epoch = len(sampler) // per_step
         if steps_per_epoch == 0:
             raise TrainingError(f"the training set has {len(train_set)} samples, one step needs {per_step * w.world}")
+        self.on_main(lambda: self.prepare_run_dir(raw))
+        if cfg.resume:
+            self.load_resume(raw, optimizer, scheduler, scaler)
         bounds = [cfg.max_steps, None if cfg.epochs is None else cfg.epochs * steps_per_epoch]
         total = min(b for b in bounds if b is not None)
         model: nn.Module = raw
@@ -912,7 +916,7 @@ class _Run:
                 if self.step % cfg.log_every == 0 or done:
                     self.log_train(epoch, optimizer)
                 evaluate = val_set is not None and (done or (cfg.eval_every and self.step % cfg.eval_every == 0))
-                improved = bool(evaluate) and self.evaluate(raw, val_set)
+                improved = bool(evaluate) and self.evaluate(raw, val_set, epoch)
                 last = self.step % cfg.save_every == 0 or done or stop
                 if last or improved:
                     self.save(raw, optimizer, scheduler, scaler, last, improved)
@@ -922,7 +926,7 @@ class _Run:
                 if self.step_in_epoch == 0:
                     break
         if val_set is not None and self.eval_step != self.step:
-            self.evaluate(raw, val_set)
+            self.evaluate(raw, val_set, self.epoch)
         return FitResult(model=raw, run_dir=self.run_dir, step=self.step, metrics=self.metrics)
 
 
