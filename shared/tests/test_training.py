@@ -429,6 +429,32 @@ def test_speed_switches_run(tmp_path, amp):
     assert (scaler is None) == (amp == "bf16")
 
 
+def test_clip_grad_bounds_the_update(tmp_path):
+    class Sgd(ToyTask):
+        def build_optimizer(self, model):
+            return torch.optim.SGD(model.parameters(), lr=1.0)
+
+        def training_step(self, model, batch, step):
+            self.before = [p.detach().clone() for p in model.parameters()]
+            return super().training_step(model, batch, step)
+
+    def update_norm(clip: float | None) -> float:
+        task = Sgd(ToyConfig(dropout=0.0))
+        result = fit(task, trainer(tmp_path / str(clip), max_steps=1, clip_grad=clip))
+        deltas = [(p - b).flatten() for p, b in zip(result.model.parameters(), task.before, strict=True)]
+        return torch.cat(deltas).norm().item()
+
+    assert update_norm(1e-3) == pytest.approx(1e-3, rel=1e-3)
+    assert update_norm(None) > 0.1
+
+
+def test_data_loader_workers_are_deterministic(tmp_path):
+    runs = [fit(ToyTask(), trainer(tmp_path / str(i), max_steps=2, num_workers=1)) for i in range(2)]
+    for key, value in runs[0].model.state_dict().items():
+        assert torch.equal(value, runs[1].model.state_dict()[key]), key
+    assert without_speed(lines(tmp_path / "0")) == without_speed(lines(tmp_path / "1"))
+
+
 def test_compile_wraps_the_model(tmp_path, monkeypatch):
     compiled = []
 
