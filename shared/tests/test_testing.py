@@ -151,3 +151,11 @@ def test_strict_device_placement_catches_default_device_tensors():
         with pytest.raises((RuntimeError, NotImplementedError)):
             _ = x + torch.arange(3).to(x)
     assert (x + torch.ones(3)).device == x.device  # the rule ends with the block
+
+
+def test_run_case_fails_on_an_output_the_runner_never_compared(tmp_path):
+    path = tmp_path / "t.case1.npz"
+    np.savez(path, **{"in.x": np.ones(2), "out.y": np.ones(2), "out.extra": np.zeros(2), "meta": "{}"})
+    run_case(path, {"t": lambda case: check_outputs(case, {"y": case.tensor("x"), "extra": torch.zeros(2)})})
+    with pytest.raises(pytest.fail.Exception, match="never compared the outputs \\['extra'\\]"):
+        run_case(path, {"t": lambda case: assert_close(case.tensor("x"), case.expected("y"))})

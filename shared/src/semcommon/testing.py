@@ -168,13 +168,38 @@ def _check_present(path: Any) -> Path:
     return Path(path)
 
 
+class _ReadTracking(dict):
+    """The expected outputs of a case, remembering which ones a runner read (so none goes unchecked)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.read: set[str] = set()
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        self.read.add(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self:
+            self.read.add(key)
+        return super().get(key, default)
+
+    def values(self) -> Any:
+        self.read.update(self)
+        return super().values()
+
+    def items(self) -> Any:
+        self.read.update(self)
+        return super().items()
+
+
 @dataclass
 class Case:
     """One fixture case: inputs, expected outputs and the meta dictionary."""
 
     path: Path
     inputs: dict[str, np.ndarray] = field(default_factory=dict)
-    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    outputs: dict[str, np.ndarray] = field(default_factory=_ReadTracking)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -245,7 +270,8 @@ def run_case(
     so code that creates tensors off its input's device fails on the CPU as it would on CUDA.
 
     A case whose target has no runner fails the test, naming the file and the known targets, so a new fixture
-    target is never silently ignored.
+    target is never silently ignored; so does a case output the runner never read (every output a case holds is
+    compared, whichever intermediates a case carries).
     """
     import pytest
 
@@ -254,6 +280,13 @@ def run_case(
     if runner is None:
         pytest.fail(f"no parity runner for fixture target {case.target!r} ({case.path.name}); known: {sorted(runners)}")
     torch.manual_seed(seed)
+    _run(case, runner, strict_device)
+    unread = sorted(set(case.outputs) - case.outputs.read) if isinstance(case.outputs, _ReadTracking) else []
+    if unread:
+        pytest.fail(f"{case.path.name}: the runner of {case.target!r} never compared the outputs {unread}")
+
+
+def _run(case: Case, runner: Callable[[Case], None], strict_device: bool) -> None:
     if strict_device:
         has_weights = case.weights_path.is_file() or "weights" in case.meta
         with strict_device_placement(whole_block=not has_weights):
