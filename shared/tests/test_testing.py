@@ -8,6 +8,7 @@ from semcommon.testing import (
     MissingFixtures,
     assert_close,
     assert_close_outside,
+    assert_close_with_flips,
     case_files,
     check_outputs,
     compare_state_dict_shapes,
@@ -16,6 +17,7 @@ from semcommon.testing import (
     load_weights,
     mask_footprint,
     max_abs_error,
+    near_tie_threshold,
     parity_device,
     run_case,
     strict_device_placement,
@@ -159,3 +161,25 @@ def test_run_case_fails_on_an_output_the_runner_never_compared(tmp_path):
     run_case(path, {"t": lambda case: check_outputs(case, {"y": case.tensor("x"), "extra": torch.zeros(2)})})
     with pytest.raises(pytest.fail.Exception, match="never compared the outputs \\['extra'\\]"):
         run_case(path, {"t": lambda case: assert_close(case.tensor("x"), case.expected("y"))})
+
+
+def test_flip_combinations_accept_only_flip_combinations():
+    changes = [[-0.25], [0.25], [0.25]]
+    for offset in (0.0, -0.25, 0.25, 0.5):
+        assert_close_with_flips(0.5, 0.5 + offset, 1e-9, changes, "delta1")
+    for offset in (0.1, 0.75, -0.5):
+        with pytest.raises(AssertionError, match="delta1"):
+            assert_close_with_flips(0.5, 0.5 + offset, 1e-9, changes, "delta1")
+    assert_close_with_flips(1.0, 1.0 + 1e-7, 1e-6, [], "plain")
+    with pytest.raises(AssertionError, match="max abs error"):
+        assert_close_with_flips(1.0, 1.1, 1e-6, [], "plain")
+    many = [[2.0**i] for i in range(13)]  # 2**13 distinct sums > MAX_FLIP_COMBINATIONS: their range is used
+    assert_close_with_flips(0.0, 13.5, 1e-9, many)
+    with pytest.raises(AssertionError, match="outside the range"):
+        assert_close_with_flips(0.0, -1.0, 1e-9, many)
+
+
+def test_near_tie_threshold():
+    assert near_tie_threshold(1e-5, np.array([0.5, 2.0])) == 2e-5
+    assert near_tie_threshold(0.0, np.array([np.inf, -300.0])) == pytest.approx(3e-4)
+    assert near_tie_threshold(0.0, np.array([])) == 1e-6

@@ -32,6 +32,7 @@ from semcommon.testing import (
     load_weights,
     mask_footprint,
     max_abs_error,
+    near_tie_threshold,
     parity_device,
     require_fixtures,
     run_case,
@@ -54,13 +55,6 @@ def _module(module: nn.Module, case: Case) -> nn.Module:
 
 def _numpy(value: torch.Tensor) -> np.ndarray:
     return value.detach().cpu().numpy()
-
-
-def _tie_threshold(error: float, values: np.ndarray) -> float:
-    """2 x the max abs error of the values driving a choice, floor 1e-6 x their scale ``max(1, max|values|)``."""
-    finite = np.abs(values[np.isfinite(values)])
-    scale = max(1.0, float(finite.max())) if finite.size else 1.0
-    return max(2.0 * error, NEAR_TIE_FLOOR * scale)
 
 
 def _driving(case: Case, name: str, produced: torch.Tensor, atol: float | None = None) -> tuple[np.ndarray, float]:
@@ -205,7 +199,7 @@ def run_superpoint(case: Case) -> None:
         skip=("scores_nms", "keypoints", "scores", "descriptors"),
     )
     heat, error = _driving(case, "scores_dense", scores_dense, atol=DENSE_ATOL)
-    tie = _tie_threshold(error, heat)
+    tie = near_tie_threshold(error, heat)
     _check_keypoint_list(case, out, heat, tie, config)
     if "scores_nms" in case.outputs:
         _, footprint, _ = _nms_replay(heat, config.nms_radius, tie)
@@ -241,7 +235,7 @@ def _match_near_ties(log_scores: np.ndarray, tie: float, threshold: float) -> tu
 def _check_matches(case: Case, produced_scores: torch.Tensor, actual: dict[str, torch.Tensor], threshold: float):
     """matches0/1 exactly and matching_scores0/1 at 1e-4 outside the near-tie rows / columns (at most 20 %)."""
     log_scores, error = _driving(case, "scores", produced_scores)
-    tie = _tie_threshold(error, log_scores)
+    tie = near_tie_threshold(error, log_scores)
     unstable0, unstable1 = _match_near_ties(log_scores, tie, threshold)
     for name, mask in (("0", unstable0), ("1", unstable1)):
         assert_close_outside(

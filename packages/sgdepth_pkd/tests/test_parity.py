@@ -29,11 +29,13 @@ from semcommon.testing import (
     Case,
     assert_close,
     assert_close_outside,
+    assert_close_with_flips,
     case_files,
     case_params,
     check_outputs,
     load_weights,
     max_abs_error,
+    near_tie_threshold,
     parity_device,
     require_fixtures,
     run_case,
@@ -80,14 +82,9 @@ NEAR_TIE_FLOOR = 1e-6  # issue 11: threshold floor, relative to max(1, max|value
 NEAR_TIE_MAX_FRACTION = 0.2  # issue 11: at most 20 % of the entries may be left out
 
 
-def _tie_threshold(error: float, values: np.ndarray) -> float:
-    """2 x the max abs error of the values driving a choice, floor 1e-6 x their scale ``max(1, max|values|)``."""
-    return max(2.0 * error, NEAR_TIE_FLOOR * max(1.0, float(np.abs(values).max()) if values.size else 1.0))
-
-
 def _argmax_near_ties(logits: np.ndarray, error: float) -> np.ndarray:
     """B×C×H×W logits → B×H×W pixels whose argmax may flip (top-2 gap below the near-tie threshold)."""
-    return topk_near_ties(logits, k=1, axis=1, threshold=_tie_threshold(error, logits))
+    return topk_near_ties(logits, k=1, axis=1, threshold=near_tie_threshold(error, logits))
 
 
 def run_sgdepth_r18(case: Case) -> None:
@@ -213,7 +210,6 @@ def run_patch_loss(case: Case) -> None:
 
 
 DEPTH_RTOL = 1e-5  # README: depth_eval scalars and ratios, relative
-MAX_FLIP_COMBINATIONS = 4096  # beyond this many near-tie flip combinations a scalar is checked against their range
 
 
 def _delta_flip_changes(case: Case) -> dict[str, list[list[float]]]:
@@ -241,29 +237,13 @@ def _delta_flip_changes(case: Case) -> dict[str, list[list[float]]]:
     return changes
 
 
-def _check_flipped_scalar(actual: float, expected: float, atol: float, changes: list[list[float]], name: str) -> None:
-    """``expected`` within ``atol`` of ``actual`` plus the changes of some combination of near-tie flips (one
-    outcome per decision); the range of those sums when there are too many combinations."""
-    offset = expected - actual
-    sums = np.zeros(1)
-    for options in changes:
-        sums = np.unique((sums[:, None] + np.array([0.0, *options])[None]).ravel())
-        if sums.size > MAX_FLIP_COMBINATIONS:
-            low = sum(min(0.0, *options) for options in changes)
-            high = sum(max(0.0, *options) for options in changes)
-            assert low - atol <= offset <= high + atol, f"{name}: {actual} vs {expected} outside the flip range"
-            return
-    gap = float(np.min(np.abs(offset - sums)))
-    assert gap <= atol, f"{name}: {actual} vs {expected}, nearest of {sums.size} near-tie flip combinations {gap:.3g}"
-
-
 def run_depth_eval(case: Case) -> None:
     score = evaluate_depth_batch(case.tensor("disp"), case.inputs["depth_gt"], mask="kitti_zhou")
     flips = _delta_flip_changes(case)
     for name, value in score.get_scores().items():
         if name in flips:
             expected = float(case.expected(name))
-            _check_flipped_scalar(float(value), expected, DEPTH_RTOL * abs(expected), flips[name], name)
+            assert_close_with_flips(float(value), expected, DEPTH_RTOL * abs(expected), flips[name], name)
         else:
             _assert_relative(value, case.expected(name), DEPTH_RTOL, name)
     ratios = case.expected("ratios")
@@ -346,11 +326,11 @@ def _selection_near_ties(image: np.ndarray, config: SelectionConfig) -> tuple[se
     sobel = [np.abs(cv2.Sobel(gray, cv2.CV_64F, dx, 1 - dx, ksize=3)) for dx in (1, 0)]
     grad = sobel[0] + sobel[1]
     nonzero = grad[grad > 0]
-    sparsify_near = (grad > 0) & (np.abs(grad - nonzero.mean()) < _tie_threshold(0.0, grad))
+    sparsify_near = (grad > 0) & (np.abs(grad - nonzero.mean()) < near_tie_threshold(0.0, grad))
     shift = integral_image(np.where(sparsify_near, grad, 0.0))
     density = gradient_density_map(image, config.gray_weights)
     threshold, table = float(density.mean()), integral_image(density)
-    tie = _tie_threshold(0.0, density)
+    tie = near_tie_threshold(0.0, density)
     slack_global = float(shift[-1, -1]) / density.size
     near: set[tuple[int, int]] = set()
     smallest = float("inf")
@@ -385,7 +365,7 @@ def _edge_near_patches(image: torch.Tensor, rects: np.ndarray, size: int) -> tup
         gray64 = gray.astype(np.float64)
         margin = np.abs(gray64 - np.round(gray64))
         smallest = min(smallest, float(margin.min()))
-        near[index] = bool((margin < _tie_threshold(max_abs_error(gray64, exact), gray64)).any())
+        near[index] = bool((margin < near_tie_threshold(max_abs_error(gray64, exact), gray64)).any())
     return near, smallest
 
 
@@ -472,13 +452,3 @@ def test_every_runner_has_a_case(target: str) -> None:
     """A runner whose fixture target disappeared is dead code (an absent fixture folder skips, or fails under CI)."""
     require_fixtures(PACKAGE)
     assert case_files(PACKAGE, target=target), f"no fixture case for target {target!r}"
-
-
-def test_flipped_scalar_check_accepts_only_flip_combinations() -> None:
-    """A count-based scalar may differ by the change of a combination of near-tie flips, nothing else."""
-    changes = [[-0.25], [0.25], [0.25]]
-    for offset in (0.0, -0.25, 0.25, 0.5):
-        _check_flipped_scalar(0.5, 0.5 + offset, 1e-9, changes, "delta1")
-    for offset in (0.1, 0.75, -0.5):
-        with pytest.raises(AssertionError, match="delta1"):
-            _check_flipped_scalar(0.5, 0.5 + offset, 1e-9, changes, "delta1")

@@ -22,6 +22,7 @@ import torch
 from semcommon.testing import (
     Case,
     assert_close_outside,
+    assert_close_with_flips,
     case_params,
     check_outputs,
     load_weights,
@@ -136,9 +137,6 @@ def _bounded(mask: np.ndarray, name: str) -> np.ndarray:
     return mask
 
 
-MAX_FLIP_COMBINATIONS = 4096  # beyond this many flip combinations a scalar is checked against their range
-
-
 Outputs = dict[str, torch.Tensor]
 
 
@@ -148,25 +146,7 @@ def _flip_changes(base: Outputs, groups: list[list[Outputs]], name: str) -> list
 
 
 def _check_scalar(actual: torch.Tensor, case: Case, name: str, atol: float, changes: list[list[float]]) -> None:
-    _check_flipped_scalar(float(actual), float(case.expected(name)), atol, changes, name)
-
-
-def _check_flipped_scalar(actual: float, expected: float, atol: float, changes: list[list[float]], name: str) -> None:
-    """``expected`` within ``atol`` of ``actual`` plus the changes of some combination of near-tie flips (one
-    outcome per decision); the range of those sums when there are too many combinations."""
-    offset = expected - float(actual)
-    sums = np.zeros(1)
-    for options in changes:
-        sums = (sums[:, None] + np.array([0.0, *options])[None]).ravel()
-        if sums.size > MAX_FLIP_COMBINATIONS:
-            low = sum(min(0.0, *options) for options in changes)
-            high = sum(max(0.0, *options) for options in changes)
-            assert low - atol <= offset <= high + atol, f"{name}: {actual} vs {expected} outside the flip range"
-            return
-    gap = float(np.min(np.abs(offset - sums)))
-    assert gap <= atol, f"{name}: max abs error {abs(offset):.3g} > tolerance {atol:.3g}" + (
-        f" (nearest of {sums.size} near-tie flip combinations: {gap:.3g})" if changes else ""
-    )
+    assert_close_with_flips(float(actual), float(case.expected(name)), atol, changes, name)
 
 
 def _scalar_atol(case: Case, name: str, rtol: float) -> float:
@@ -361,15 +341,3 @@ RUNNERS: dict[str, Callable[[Case], None]] = {
 @pytest.mark.parametrize("path", case_params("ssp"))
 def test_case(path) -> None:
     run_case(path, RUNNERS)
-
-
-def test_scalar_near_tie_check_accepts_only_flip_combinations() -> None:
-    """A scalar may differ by the change of a combination of near-tie flips (one outcome per decision), nothing else."""
-    changes = [[0.5], [2.0, -1.0]]
-    for offset in (0.0, 0.5, 2.0, -1.0, 2.5, -0.5):
-        _check_flipped_scalar(1.0, 1.0 + offset + 1e-7, 1e-6, changes, "loss")
-    for offset in (0.25, 1.0, 3.0, 1e-5):
-        with pytest.raises(AssertionError, match="loss"):
-            _check_flipped_scalar(1.0, 1.0 + offset, 1e-6, changes, "loss")
-    with pytest.raises(AssertionError, match="tolerance"):
-        _check_flipped_scalar(1.0, 1.1, 1e-6, [], "loss")

@@ -43,6 +43,7 @@ __all__ = [
     "MissingFixtures",
     "assert_close",
     "assert_close_outside",
+    "assert_close_with_flips",
     "case_files",
     "case_params",
     "check_cli",
@@ -55,6 +56,7 @@ __all__ = [
     "manifest_params",
     "mask_footprint",
     "max_abs_error",
+    "near_tie_threshold",
     "parity_device",
     "repo_root",
     "require_fixtures",
@@ -416,6 +418,42 @@ def topk_near_ties(values: Any, k: int, axis: int, threshold: float) -> np.ndarr
     kth = np.take(ordered, k - 1, axis=axis)
     next_ = np.take(ordered, k, axis=axis)
     return (kth - next_) < threshold
+
+
+NEAR_TIE_FLOOR = 1e-6
+MAX_FLIP_COMBINATIONS = 4096
+
+
+def near_tie_threshold(error: float, values: Any, floor: float = NEAR_TIE_FLOOR) -> float:
+    """Decision margins below this are near-ties: ``2 × error`` (the measured max abs error of the values driving a
+    choice), at least ``floor × max(1, max|values|)`` over the finite values."""
+    v = np.abs(_to_numpy(values).astype(np.float64))
+    finite = v[np.isfinite(v)]
+    scale = max(1.0, float(finite.max())) if finite.size else 1.0
+    return max(2.0 * error, floor * scale)
+
+
+def assert_close_with_flips(
+    actual: float, expected: float, atol: float, changes: Sequence[Sequence[float]], name: str = "output"
+) -> None:
+    """A scalar that sums over near-tie decisions: ``expected`` within ``atol`` of ``actual`` plus the changes of
+    some combination of flips (``changes[i]`` lists what each other outcome of decision ``i`` adds). Beyond
+    ``MAX_FLIP_COMBINATIONS`` combinations the range of their sums is used. Without near-ties this is the plain
+    ``|actual - expected| <= atol`` check."""
+    offset = float(expected) - float(actual)
+    sums = np.zeros(1)
+    for options in changes:
+        sums = np.unique((sums[:, None] + np.array([0.0, *options])[None]).ravel())
+        if sums.size > MAX_FLIP_COMBINATIONS:
+            low = sum(min(0.0, *options) for options in changes)
+            high = sum(max(0.0, *options) for options in changes)
+            if not low - atol <= offset <= high + atol:
+                raise AssertionError(f"{name}: {actual} vs {expected} outside the range of the near-tie flips")
+            return
+    gap = float(np.min(np.abs(offset - sums)))
+    if not gap <= atol:
+        detail = f" (nearest of {sums.size} near-tie flip combinations: {gap:.3g})" if changes else ""
+        raise AssertionError(f"{name}: max abs error {abs(offset):.3g} > tolerance {atol:.3g}{detail}")
 
 
 def mask_footprint(mask: np.ndarray, dilate: int = 1, scale: int = 1) -> np.ndarray:
