@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import random
 import signal
@@ -410,6 +411,24 @@ def test_interrupt_writes_last_then_resume_finishes(tmp_path):
     assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 3
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert fit(ToyTask(), trainer(tmp_path, save_every=100, resume=True)).step == 6
+
+
+def test_ctrl_c_in_a_terminal_spares_the_loader_workers(tmp_path):
+    # A terminal's Ctrl-C reaches the whole process group, the loader workers too; they must keep serving the batches
+    # of the step being finished (forked workers inherit the frame's handler, others ignore SIGINT via worker_init_fn).
+    class CtrlC(ToyTask):
+        def training_step(self, model, batch, step):
+            if step == 1 and not self.seen_weights.get(-1):
+                self.seen_weights[-1] = True  # once: a second Ctrl-C stops at once
+                for worker in multiprocessing.active_children():
+                    os.kill(worker.pid, signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
+            return super().training_step(model, batch, step)
+
+    cfg = trainer(tmp_path, save_every=100, num_workers=2, grad_accum=8, batch_size=1)  # more than prefetched
+    with pytest.raises(KeyboardInterrupt, match="interrupted at step 2"):
+        fit(CtrlC(), cfg)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")["step"] == 2
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])

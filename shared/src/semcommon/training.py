@@ -475,6 +475,14 @@ def _stop_request() -> Iterator[types.SimpleNamespace]:
             signal.signal(sig, old)
 
 
+def _ignore_sigint(worker_id: int) -> None:
+    """DataLoader workers outlive a terminal's Ctrl-C, so the main process can finish its step and save.
+
+    Forked workers inherit the frame's handler anyway; spawned / forkserver ones would otherwise die.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _rng_state() -> dict[str, Any]:
     """Every RNG as tensors and plain data (loadable with ``weights_only=True``)."""
     name, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -614,6 +622,7 @@ class _Run:
             collate_fn=self.task.collate_fn,
             pin_memory=self.w.device.type == "cuda",
             generator=generator,
+            worker_init_fn=_ignore_sigint,
         )
 
     def any_rank(self, flag: bool) -> bool:
