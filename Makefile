@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := semstereo semaglue clearscd ssp sgdepth_pkd
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint format clean fixtures $(PACKAGES:%=test-%) test-shared
+.PHONY: setup demo test bench lint format clean fixtures dist $(PACKAGES:%=test-%) test-shared
 
 setup: $(STAMP)
 
@@ -13,7 +13,7 @@ $(STAMP): shared/pyproject.toml $(PACKAGES:%=packages/%/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "torch>=2.1" "torchvision>=0.16"
 	$(BIN)/python -m pip install -q --disable-pip-version-check -e "shared[test]" $(PACKAGES:%=-e packages/%) \
-		"pytest>=7" "ruff>=0.5" "scikit-image>=0.21"
+		"pytest>=7" "ruff>=0.5" "scikit-image>=0.21" "build>=1"
 	touch $(STAMP)
 
 demo: setup
@@ -39,10 +39,14 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The wheel and sdist of the six distributions (semvision-common, semvision-<pkg>) into dist/
+dist: setup
+	$(BIN)/python tools/dist.py
+
 # Parity fixtures (not in the repository): make fixtures FIXTURES_FROM=<folder or .tar.gz/.zip archive>
 FIXTURES_FROM ?=
 fixtures:
 	$(PYTHON) tools/fixtures.py "$(FIXTURES_FROM)" .fixtures
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist

@@ -6,4 +6,6 @@ Modules: ``io`` (images, PFM, disparity/depth maps), ``metrics`` (confusion matr
 volumes, RAFT correlation) and ``testing`` (parity fixtures).
 """
 
-__version__ = "0.1.0"
+from semcommon.runtime import package_version
+
+__version__ = package_version("semvision-common")

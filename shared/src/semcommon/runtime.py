@@ -7,13 +7,22 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["count_parameters", "get_logger", "measure_latency", "progress", "resolve_device", "seed_everything"]
+__all__ = [
+    "count_parameters",
+    "get_logger",
+    "measure_latency",
+    "package_version",
+    "progress",
+    "resolve_device",
+    "seed_everything",
+]
 
 T = TypeVar("T")
 
@@ -84,3 +93,12 @@ def get_logger(name: str, level: int = logging.INFO) -> logging.Logger:
         logger.setLevel(level)
         logger.propagate = False
     return logger
+
+
+def package_version(distribution: str) -> str:
+    """The installed version of ``distribution`` (its ``pyproject.toml`` is the one place it is set); ``0+unknown``
+    when the code runs from a source tree that was never installed."""
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "0+unknown"

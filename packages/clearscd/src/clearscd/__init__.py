@@ -13,8 +13,9 @@ from clearscd.metrics import (
     scd_test_metrics,
 )
 from clearscd.model import ClearSCD, build_clearscd
+from semcommon.runtime import package_version
 
-__version__ = "0.1.0"
+__version__ = package_version("semvision-clearscd")
 
 __all__ = [
     "BCDEvaluator",

@@ -5,8 +5,9 @@ from torch import nn
 from semaglue.checkpoint import load_matching, load_pretrained
 from semaglue.config import MatchingConfig, SegNextConfig, SemaGlueConfig, SuperPointConfig, yfcc_superpoint_config
 from semaglue.model import MSCAN, Matching, SegNext, SemaGlue, SuperPoint
+from semcommon.runtime import package_version
 
-__version__ = "0.1.0"
+__version__ = package_version("semvision-semaglue")
 
 __all__ = [
     "MSCAN",

@@ -10,13 +10,14 @@ Quick start::
     out.disparity                                    # B×H×W signed disparity (px), out.label_left: B×6×H×W logits
 """
 
+from semcommon.runtime import package_version
 from semstereo.checkpoint import load_pretrained, read_state_dict, save_pretrained
 from semstereo.config import SemStereoConfig, half_config, us3d_config, whu_config
 from semstereo.losses import disparity_loss_train, label_loss, lrsc_loss, train_losses
 from semstereo.metrics import SegmentationEvaluator, disparity_metrics
 from semstereo.model import SemStereo, SemStereoOutput, build_model
 
-__version__ = "0.1.0"
+__version__ = package_version("semvision-semstereo")
 
 __all__ = [
     "SegmentationEvaluator",

@@ -4,6 +4,7 @@ Networks (``SGDepth``, GLA), checkpoints (``load_pretrained``), losses, KITTI / 
 knowledge-distillation target (``build_distillation_target``) and inference on image files.
 """
 
+from semcommon.runtime import package_version
 from sgdepth_pkd.checkpoint import CheckpointError, load_imagenet_backbones, load_pretrained
 from sgdepth_pkd.config import GLAEncoderConfig, SGDepthConfig, TrainingConfig
 from sgdepth_pkd.inference import Prediction, predict_image, preprocess, relative_pose
@@ -27,7 +28,7 @@ from sgdepth_pkd.patch_kd import (
     build_distillation_target,
 )
 
-__version__ = "0.1.0"
+__version__ = package_version("semvision-sgdepth-pkd")
 
 __all__ = [
     "CheckpointError",

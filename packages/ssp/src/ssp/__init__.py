@@ -1,5 +1,6 @@
 """SSP / KD-SSP (CVPR 2025): temporally consistent video semantic segmentation for UAVs (UAVid, RuralScapes)."""
 
+from semcommon.runtime import package_version
 from ssp.checkpoint import CheckpointError, load_pretrained, load_sam2_backbone
 from ssp.config import (
     ExperimentConfig,
@@ -23,7 +24,7 @@ from ssp.model import (
     build_ssp_model,
 )
 
-__version__ = "0.1.0"
+__version__ = package_version("semvision-ssp")
 
 __all__ = [
     "RAFT",
