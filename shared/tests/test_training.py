@@ -359,11 +359,13 @@ def test_run_folder_errors_come_before_training(tmp_path, monkeypatch):
 
 def test_existing_run_is_not_overwritten_without_flag(tmp_path):
     fit(ToyTask(), trainer(tmp_path, max_steps=2))
+    (tmp_path / "tb").mkdir()
+    (tmp_path / "tb" / "events.out.tfevents.1.host").write_text("")  # as TensorBoard would have left
     with pytest.raises(TrainingError, match=f"run folder {tmp_path} already holds a run"):
         fit(ToyTask(), trainer(tmp_path, max_steps=2))
     fit(ToyTask(), trainer(tmp_path, max_steps=4, overwrite=True, save_every=4, keep_last=0))
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.pt"]
-    assert [r["step"] for r in lines(tmp_path)] == [1, 2, 3, 4]
+    assert [r["step"] for r in lines(tmp_path)] == [1, 2, 3, 4] and not list((tmp_path / "tb").iterdir())
 
 
 def test_init_loads_weights_only(tmp_path):

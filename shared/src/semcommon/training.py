@@ -660,7 +660,7 @@ class _Run:
         for stale in ckpt.glob(".*.tmp"):
             stale.unlink()
         log = run / "log.jsonl"
-        ours = [*ckpt.glob("*.pt"), *([log] if log.exists() else [])]
+        ours = [*ckpt.glob("*.pt"), *([log] if log.exists() else []), *(run / "tb").glob("events.out.tfevents.*")]
         if cfg.resume:
             if not (ckpt / "last.pt").is_file():
                 raise TrainingError(f"--resume: no checkpoint at {ckpt / 'last.pt'}")
