@@ -1,6 +1,8 @@
 """Loading the authors' checkpoints.
 
-The authors' ``main.py`` saves ``{"state_dict": model.state_dict()}`` as ``<epoch>_<metric>_checkpoint.pth.tar``
+Our training runs save ``RUN_DIR/checkpoints/last.pt``: a dict whose ``model`` entry is the state dict and whose
+``config`` entry holds the model config (used to rebuild the same network). The authors' ``main.py`` saves
+``{"state_dict": model.state_dict()}`` as ``<epoch>_<metric>_checkpoint.pth.tar``
 (457 keys: 36 queue buffers, then ``encoder.``, ``decoder.``, ``head_seg.``, ``head_bcd.``, ``proj_head.``).
 :func:`load_pretrained` accepts that file, a bare state dict, other common wrappers (``model``, ``model_state_dict``,
 ``net``) and ``module.`` / ``model.`` prefixes (DataParallel / wrapper modules); it always reads with
@@ -19,7 +21,7 @@ from clearscd.config import ClearSCDConfig
 from clearscd.model.clearscd import ClearSCD, build_clearscd
 from semcommon.checkpoint import CheckpointError, extract_state_dict, load_checkpoint, load_state_dict_into
 
-__all__ = ["CheckpointError", "load_encoder_weights", "load_pretrained", "normalise_state_dict"]
+__all__ = ["CheckpointError", "checkpoint_config", "load_encoder_weights", "load_pretrained", "normalise_state_dict"]
 
 _PREFIXES = ("module.", "model.")
 _OWN_ROOTS = ("encoder.", "decoder.", "head_seg.", "head_bcd.", "proj_head.", "queue_", "ptr_")
@@ -49,14 +51,17 @@ def load_pretrained(
     strict: bool = True,
     map_location: str | torch.device = "cpu",
 ) -> ClearSCD:
-    """Build ClearSCD (paper config unless ``config`` is given: object, ``ours.json`` dict or JSON path) and load
-    the authors' ``checkpoint.pth.tar`` (or any supported format, see the module docstring) into it.
+    """Build ClearSCD and load the authors' ``checkpoint.pth.tar`` (or any supported format, see the module
+    docstring) into it. The model config is ``config`` (object, ``ours.json`` dict or JSON path) when given, else
+    the one stored in our run checkpoints (``RUN_DIR/checkpoints/last.pt``), else the paper config.
 
     With ``strict`` (default, as the authors' ``test.py``) any missing, unexpected or mis-shaped key raises a
     one-line :class:`CheckpointError` naming the keys. Returns the model in eval mode.
     """
-    model = build_clearscd(config)
     obj = load_checkpoint(path, map_location=map_location)
+    if config is None:
+        config = checkpoint_config(obj)
+    model = build_clearscd(config)
     try:
         state = extract_state_dict(obj)
     except CheckpointError as exc:
@@ -64,6 +69,15 @@ def load_pretrained(
     state = normalise_state_dict(state, source=str(path))
     load_state_dict_into(model, state, strict=strict, source=str(path))
     return model.eval()
+
+
+def checkpoint_config(obj: object) -> ClearSCDConfig | None:
+    """The model config stored by ``clearscd train`` (``{"config": {"clearscd": {...}}}``), or None."""
+    if isinstance(obj, Mapping) and isinstance(obj.get("config"), Mapping):
+        stored = obj["config"].get("clearscd")
+        if isinstance(stored, Mapping):
+            return ClearSCDConfig.from_dict(dict(stored), source="checkpoint config")
+    return None
 
 
 def load_encoder_weights(model: ClearSCD, path: str | Path, strict: bool = True) -> None:

@@ -19,7 +19,7 @@ _BACKBONES = ("efficientnet-b0",)
 _FUSIONS = ("diff", "concat")
 
 
-def _is_separator(key: str) -> bool:
+def is_separator(key: str) -> bool:
     """The authors' JSON files contain decorative keys such as ``"//////"`` or ``"*****"``."""
     stripped = key.strip()
     return bool(stripped) and set(stripped) <= {"/", "*", "-", "=", "#", " "}
@@ -30,7 +30,8 @@ class ClearSCDConfig:
     """All options of ``ours.json`` (paper configuration by default).
 
     Model-relevant options: ``backbone``, ``num_segclass``, ``downsample_seg``, ``bcd_convs_num``, ``fusion``,
-    ``proj_dim`` (channel count of the SACL queues; must equal the decoder width 128), ``queue_len``,
+    ``proj_dim`` (channel count of the SACL queues; must equal the decoder width ``decoder_segmentation_channels``,
+    128), ``queue_len``,
     ``enqueue_len``, ``with_sacl``, ``local_contrast``, ``global_contrast``, ``contrast_weight``, ``temperature``,
     ``sample_num``, ``hard_sampling``, ``representive_sample_key``, ``confidence``, ``with_bscc``,
     ``bscc_with_label``, ``bscc_weight``, ``only_bcd``, ``only_seg``. The rest describe training and data and are kept
@@ -86,6 +87,9 @@ class ClearSCDConfig:
     # test.py reads these two from its config; they are absent from ours.json (spec i.8).
     with_cl: bool = True
     with_bcl: bool = False
+    # Ours (not in ours.json): FPN widths; the paper uses 256 / 128. Smaller widths serve the CPU demo only.
+    decoder_pyramid_channels: int = 256
+    decoder_segmentation_channels: int = 128
 
     def __post_init__(self) -> None:
         if self.model != "ClearSCD":
@@ -96,10 +100,15 @@ class ClearSCDConfig:
             raise ValueError(f"config 'fusion' must be one of {_FUSIONS}, got {self.fusion!r}")
         if self.num_segclass < 2:
             raise ValueError(f"config 'num_segclass' must be >= 2, got {self.num_segclass}")
-        if self.proj_dim != 128:
+        for key in ("decoder_pyramid_channels", "decoder_segmentation_channels"):
+            if getattr(self, key) < 32 or getattr(self, key) % 32:
+                raise ValueError(
+                    f"config '{key}' must be a positive multiple of 32 (GroupNorm(32)), got {getattr(self, key)}"
+                )
+        if self.proj_dim != self.decoder_segmentation_channels:
             raise ValueError(
-                f"config 'proj_dim' must equal the decoder width 128 (the SACL keys are decoder features), "
-                f"got {self.proj_dim}"
+                f"config 'proj_dim' must equal the decoder width {self.decoder_segmentation_channels} (the SACL keys "
+                f"are decoder features), got {self.proj_dim}"
             )
         if self.queue_len % self.enqueue_len:
             raise ValueError(
@@ -116,7 +125,7 @@ class ClearSCDConfig:
     def from_dict(cls, values: dict[str, Any], source: str = "config") -> ClearSCDConfig:
         """Build from a dict of ``ours.json`` keys; separator keys are skipped, other unknown keys raise."""
         names = {f.name for f in dataclasses.fields(cls)}
-        unknown = [k for k in values if k not in names and not _is_separator(k) and k != "congfig_name"]
+        unknown = [k for k in values if k not in names and not is_separator(k) and k != "congfig_name"]
         if unknown:
             raise ValueError(f"{source}: unknown config key(s) {unknown}")
         return cls(**{k: v for k, v in values.items() if k in names})

@@ -20,8 +20,11 @@ from semcommon.io import read_image
 __all__ = [
     "BCD_IGNORE",
     "DATASET_MARKERS",
+    "HIUCD_CLASSES",
     "DataError",
     "SplitEntry",
+    "class_colours",
+    "image_size",
     "read_split_list",
     "read_window",
     "reroot",
@@ -34,6 +37,32 @@ IMAGENET_MEAN = np.asarray((0.485, 0.456, 0.406), dtype=np.float32)
 IMAGENET_STD = np.asarray((0.229, 0.224, 0.225), dtype=np.float32)
 # Folder names after which the authors' absolute (Windows) paths are kept, e.g. D:/CDDataset/hiucd_mini/train/...
 DATASET_MARKERS = ("hiucd_mini", "hiucd", "lsscd", "lsscd-ex", "nanjing")
+
+
+HIUCD_CLASSES = ("water", "grass", "building", "greenhouse", "road", "bridge", "others", "bare land", "woodland")
+HIUCD_COLOURS = (
+    (0, 153, 255), (202, 255, 122), (255, 0, 0), (230, 0, 255), (255, 230, 0),
+    (255, 181, 197), (0, 255, 230), (175, 122, 255), (0, 255, 0),
+)  # fmt: skip
+LSSCD_COLOURS = (
+    (255, 181, 197),
+    (235, 0, 0),
+    (255, 255, 0),
+    (0, 100, 200),
+    (250, 230, 160),
+    (0, 100, 0),
+    (255, 170, 0),
+)
+
+
+def class_colours(num_classes: int) -> np.ndarray:
+    """The authors' visualisation colours (test.py): Hi-UCD for 9 classes, LsSCD for 7; num_classes×3 uint8."""
+    table = {9: HIUCD_COLOURS, 7: LSSCD_COLOURS}.get(num_classes)
+    if table is None:
+        from semcommon.viz import palette
+
+        return palette(num_classes)
+    return np.asarray(table, dtype=np.uint8)
 
 
 class DataError(ValueError):

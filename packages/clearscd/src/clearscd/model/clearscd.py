@@ -25,7 +25,6 @@ from clearscd.model.sacl import (
 
 __all__ = ["ClearSCD", "build_clearscd", "check_imgs", "downsample_labels"]
 
-DECODER_CHANNELS = 128
 PROJ_HIDDEN_CHANNELS = 32  # bottleneck of the SACL projection head (the original's ProjectionHead(proj_dim=32))
 
 
@@ -64,10 +63,9 @@ class ClearSCD(nn.Module):
                 self.register_buffer(f"queue_{date}{cls}", queue)
                 self.register_buffer(f"ptr_{date}{cls}", torch.zeros(1, dtype=torch.long))
         self.encoder = EfficientNetEncoder()
-        self.decoder = FPNDecoder(self.encoder.out_channels, 256, DECODER_CHANNELS, dropout=0.2)
-        self.head_seg = SegmentationHead(
-            DECODER_CHANNELS, config.num_segclass, upsampling=1 if config.downsample_seg else 4
-        )
+        width = config.decoder_segmentation_channels
+        self.decoder = FPNDecoder(self.encoder.out_channels, config.decoder_pyramid_channels, width, dropout=0.2)
+        self.head_seg = SegmentationHead(width, config.num_segclass, upsampling=1 if config.downsample_seg else 4)
         self.head_bcd = ChangeDetectionHead(
             config.num_segclass,
             config.bcd_convs_num,
