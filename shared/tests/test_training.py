@@ -583,6 +583,17 @@ def test_train_command_line(tmp_path, capsys):
     assert "step: 2" in capsys.readouterr().out
     assert dispatch("toy", args, handlers) == 1  # the run folder holds a run now
     assert "already holds a run" in capsys.readouterr().err
+
+    class Interrupted(ToyTask):
+        def training_step(self, model, batch, step):
+            if step == 0:
+                signal.raise_signal(signal.SIGINT)
+            return super().training_step(model, batch, step)
+
+    handlers = {"train": train_handler(lambda a: Interrupted(), batch_size=4)}
+    interrupted = parser.parse_args(["train", "--run-dir", str(tmp_path / "ctrl-c"), "--quiet", "--device", "cpu"])
+    assert dispatch("toy", interrupted, handlers) == 130
+    assert capsys.readouterr().err.startswith("toy train: interrupted at step 1; wrote ")
     with pytest.raises(SystemExit):
         parser.parse_args(["train", "--amp", "fp8"])
     with pytest.raises(SystemExit):
