@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from semcommon.checkpoint import CheckpointError
-from semcommon.cli import add_device_argument, demo_handler, dispatch, package_parser
+from semcommon.cli import add_device_argument, dispatch, package_parser
 from semcommon.training import add_train_arguments
 from ssp.model.ssp import SSPVideoModel
 from ssp.predict import REGISTRATIONS
@@ -21,8 +21,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser, sub = package_parser(
         PROG,
         "SSP / KD-SSP (CVPR 2025): temporally consistent video semantic segmentation for UAVs (UAVid, RuralScapes).",
-        custom=("predict", "evaluate", "train"),
+        custom=("predict", "evaluate", "train", "demo"),
     )
+    demo = sub.add_parser("demo", help="train SSP and the per-frame baseline on synthetic UAV video (CPU, ~2 min)")
+    demo.add_argument("--out", default="runs/demo-ssp", help="output folder: metrics.json, demo.png")
+    demo.add_argument("--image-steps", type=int, help="stage-1 steps (default: the demo recipe's)")
+    demo.add_argument("--video-steps", type=int, help="stage-2 (SSP) steps (default: the demo recipe's)")
+    demo.add_argument("--train-clips", type=int, help="synthetic training clips (default: the demo recipe's)")
+    demo.add_argument("--test-clips", type=int, help="held-out synthetic clips (default: the demo recipe's)")
+    demo.add_argument("--threads", type=int, default=1,
+                      help="torch CPU threads (default 1: the demo's tensors are small, one thread is fastest on a "
+                      "shared machine)")  # fmt: skip
+    add_device_argument(demo)
     train = sub.add_parser("train", help="train the image model (stage 1) or SSP / KD-SSP (stage 2) on semcommon's fit")
     add_train_arguments(train, run_dir="runs/train-ssp")
     logits = sub.add_parser("save-logits", help="write teacher logits for every frame of a split (KD)")
@@ -220,6 +230,24 @@ def _save_logits(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import torch
+
+    from ssp.demo import DemoConfig, run_demo
+
+    recipe = ("image_steps", "video_steps", "train_clips", "test_clips")
+    for flag in (*recipe, "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < (0 if flag.endswith("steps") else 1):
+            raise ValueError(f"--{flag.replace('_', '-')}: expected a positive number, got {value}")
+    torch.set_num_threads(args.threads)
+    changes = {k: getattr(args, k) for k in recipe if getattr(args, k) is not None}
+    run_demo(args.device, args.out, dataclasses.replace(DemoConfig(), **changes))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -229,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint is not None and len(args.inputs) != 1:
             parser.error("predict: give one input (video, frame folder or image) with --checkpoint")
     handlers = {
-        "demo": demo_handler("ssp"),
+        "demo": _demo,
         "predict": _predict,
         "evaluate": _evaluate,
         "train": _train,

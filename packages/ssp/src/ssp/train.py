@@ -54,6 +54,10 @@ class SSPTrainTask(TrainTask):
     def __init__(self, config: TrainConfig, data: str = "synthetic", batch_size: int | None = None) -> None:
         self.config, self.data = config, data
         self.batch_size = batch_size or config.training_cfg.batch_size
+        if self.batch_size < 2:
+            raise ValueError(
+                f"--batch-size {self.batch_size}: UperNet's BatchNorm on the 1×1 pooled map needs >= 2 samples per process"
+            )
         if config.ours.flow == "homography" and data != "synthetic" and not config.data_cfg.opencv_homos:
             raise ValueError("ours.flow homography needs known homographies: --data synthetic or data_cfg.opencv_homos")
         if config.ours.stage == "video" and config.ours.flow == "raft" and config.ours.raft_weights is None:
