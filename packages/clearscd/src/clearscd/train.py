@@ -66,8 +66,8 @@ def load_train_config(path: str | None, overrides: list[str], data: str = "synth
                 raw = json.loads(file.read_text())
             except json.JSONDecodeError as exc:
                 raise ValueError(f"{file}: not valid JSON ({exc})") from exc
-            authors = {f.name for f in fields(ClearSCDConfig)} | {"congfig_name"}
-            if isinstance(raw, dict) and raw and all(k in authors or is_separator(k) for k in raw):
+            authors = {f.name for f in fields(ClearSCDConfig)}
+            if isinstance(raw, dict) and "clearscd" not in raw and any(k in authors or is_separator(k) for k in raw):
                 model = ClearSCDConfig.from_dict(raw, source=str(file))
                 items = [f"clearscd.{k}={json.dumps(v)}" for k, v in model.to_dict().items()] + items
                 path = None
