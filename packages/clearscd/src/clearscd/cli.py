@@ -21,6 +21,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _tile(text: str) -> int:
+    value = int(text)
+    if value < 32:
+        raise argparse.ArgumentTypeError(f"must be >= 32, got {value}")
+    return value
+
+
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint", required=True, help="ours (RUN_DIR/checkpoints/last.pt) or the authors' .pth.tar"
@@ -57,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("t1", help="T1 image, or a folder of T1 images")
     predict.add_argument("t2", help="T2 image, or a folder of T2 images (matched by file name)")
     predict.add_argument("--out", default="runs/predict-clearscd", help="output folder")
-    predict.add_argument("--tile", type=_positive, default=512, help="window size in pixels (default: 512)")
+    predict.add_argument("--tile", type=_tile, default=512, help="window size in pixels, >= 32 (default: 512)")
     predict.add_argument("--overlap", type=int, default=128, help="window overlap in pixels (default: 128)")
     predict.add_argument("--batch", type=_positive, default=4, help="windows per forward pass (default: 4)")
 
@@ -146,6 +153,9 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "predict" and not 0 <= args.overlap < args.tile:
+        parser.error(f"--overlap must be in [0, --tile), got {args.overlap} for --tile {args.tile}")
     handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict, "demo": _demo, "prepare-hiucd": _prepare}
     return dispatch(PROG, args, handlers, user_errors=(FileNotFoundError, ValueError, CheckpointError))
