@@ -11,6 +11,7 @@ from typing import Literal
 
 #: Stage widths (1/2 .. 1/32) of the timm MobileViTv2 backbones used by SemStereo.
 BACKBONE_WIDTHS: dict[str, tuple[int, int, int, int, int]] = {
+    "mobilevitv2_025": (16, 32, 64, 96, 128),  # not a timm name: timm's recipe at width 0.25 (the demo's model)
     "mobilevitv2_050": (32, 64, 128, 192, 256),
     "mobilevitv2_075": (48, 96, 192, 288, 384),
     "mobilevitv2_100": (64, 128, 256, 384, 512),

@@ -6,7 +6,8 @@ from the photos scikit-image ships (brick, gravel, grass, camera, moon, coffee, 
 shadows. The disparity is an affine function of position plus a multiple of the height, shifted into
 ``[dmin, dmax)`` (both signs occur). The right view forward-warps the left view with a z-buffer (higher surfaces
 win; positive ``d`` moves left column ``x`` to right column ``x - d``), fills the disoccluded holes with facade
-texture and applies a different radiometry (gain, bias, gamma, noise), as in pairs taken on different dates.
+texture and applies another date's illumination (sun azimuth, so shadows move), radiometry (gain, bias, gamma,
+noise) and a slight blur, as US3D's multi-date pairs.
 
 Classes follow the training ids of US3D: 0 ground, 1 trees, 2 building, 3 water, 4 bridge/elevated road
 (5 "unlabelled" is not generated).
@@ -40,7 +41,9 @@ class SyntheticConfig:
     trees_per_64px: float = 4.0
     water_probability: float = 0.5
     noise: float = 0.02  # std of the per-view Gaussian noise (images in [0, 1])
-    radiometric: float = 0.12  # max relative gain / gamma change of the right view
+    radiometric: float = 0.2  # max relative gain / gamma change of the right view (another acquisition date)
+    sun_change: float = 0.8  # max change of the sun azimuth between the two dates (radians): shadows differ
+    blur: float = 0.8  # max Gaussian blur sigma of the right view (another viewing angle / resolution)
 
     def __post_init__(self) -> None:
         if self.height <= 0 or self.width <= 0 or self.height % 32 or self.width % 32:
@@ -179,7 +182,7 @@ class SceneRenderer:
         roads: np.ndarray,
         buildings: list[np.ndarray],
     ) -> np.ndarray:
-        """Top view in [0, 1]: per-class textures, roof shading and cast shadows (float32 H×W×3)."""
+        """Albedo of the top view in [0, 1]: per-class textures (float32 H×W×3)."""
         shape = label.shape
         ground = self._tinted(
             rng, ("grass", "gravel", "moon"), shape, rng.uniform([0.35, 0.35, 0.2], [0.55, 0.5, 0.35]), 0.25
@@ -197,13 +200,17 @@ class SceneRenderer:
         for mask in buildings:
             colour = rng.uniform(0.3, 0.85) * rng.uniform(0.75, 1.0, 3).astype(np.float32)
             names = GREY_TEXTURES if rng.random() < 0.7 else COLOUR_TEXTURES
-            roof = self._tinted(rng, names, shape, colour, rng.uniform(0.1, 0.4))
+            roof = self._tinted(rng, names, shape, colour, rng.uniform(0.05, 0.3))
             image = np.where(mask[..., None], roof, image)
+        return np.clip(image, 0, 1).astype(np.float32)
+
+    @staticmethod
+    def _illuminate(albedo: np.ndarray, height: np.ndarray, sun: float) -> np.ndarray:
+        """Slope shading and cast shadows for a sun at azimuth ``sun`` (radians)."""
         gy, gx = np.gradient(height)
-        sun = rng.uniform(0, 2 * np.pi)
         shading = np.clip(1 + 0.15 * (np.cos(sun) * gx + np.sin(sun) * gy), 0.6, 1.3)
-        image = image * shading[..., None]
-        shadow = np.zeros(shape, bool)
+        image = albedo * shading[..., None]
+        shadow = np.zeros(height.shape, bool)
         dy, dx = np.sin(sun), np.cos(sun)
         for step in range(1, 12):
             shifted = np.roll(np.roll(height, round(step * dy), axis=0), round(step * dx), axis=1)
@@ -265,9 +272,14 @@ class SceneRenderer:
         """The tile of ``seed`` (deterministic)."""
         rng = np.random.default_rng(seed)
         height, label, roads, buildings = self._layout(rng)
-        top = self._colour(rng, height, label, roads, buildings)
+        albedo = self._colour(rng, height, label, roads, buildings)
+        sun = rng.uniform(0, 2 * np.pi)
+        top = self._illuminate(albedo, height, sun)
+        second_date = self._illuminate(albedo, height, sun + rng.uniform(-1, 1) * self.config.sun_change)
         disparity = self._disparity(rng, height)
-        right = self._right_view(rng, top, disparity, height)
+        right = self._right_view(rng, second_date, disparity, height)
+        if self.config.blur:
+            right = cv2.GaussianBlur(right, (0, 0), rng.uniform(0.3, self.config.blur))
         return Scene(
             left=self._radiometry(rng, top, changed=False),
             right=self._radiometry(rng, right, changed=True),

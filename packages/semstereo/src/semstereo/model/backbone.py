@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -28,6 +29,34 @@ def timm_to_feature_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return renamed
 
 
+def create_backbone(name: str) -> nn.Module:
+    """``timm.create_model(name, features_only=True)``; names timm does not register (``mobilevitv2_025``, the
+    demo's reduced width) are built from timm's MobileViTv2 recipe at that width multiplier (same module names)."""
+    if timm.is_model(name):
+        return timm.create_model(name, pretrained=False, features_only=True)
+    match = re.fullmatch(r"mobilevitv2_(\d{3})", name)
+    if match is None:
+        raise ValueError(f"backbone {name!r} is not a MobileViTv2 model")
+    from timm.models import build_model_with_cfg
+    from timm.models.byobnet import ByobNet
+    from timm.models.mobilevit import _mobilevitv2_cfg
+
+    builder_log = logging.getLogger("timm.models._builder")
+    level = builder_log.level
+    builder_log.setLevel(logging.ERROR)  # "no pretrained configuration" notice: there are no weights to load
+    try:
+        return build_model_with_cfg(
+            ByobNet,
+            name,
+            False,
+            model_cfg=_mobilevitv2_cfg(int(match.group(1)) / 100),
+            feature_cfg={"flatten_sequential": True},
+            features_only=True,
+        )
+    finally:
+        builder_log.setLevel(level)
+
+
 class Feature(nn.Module):
     """Shared-weight backbone: ``B×3×H×W`` -> 5 maps at 1/2 .. 1/32 (``widths`` channels; H, W multiples of 32).
 
@@ -37,7 +66,7 @@ class Feature(nn.Module):
 
     def __init__(self, backbone: str = "mobilevitv2_100", pretrained: str | Path | None = None) -> None:
         super().__init__()
-        model = timm.create_model(backbone, pretrained=False, features_only=True)
+        model = create_backbone(backbone)
         self.conv_stem = model.stem
         self.block0 = nn.Sequential(*model.stages_0)
         self.block1 = nn.Sequential(*model.stages_1)
