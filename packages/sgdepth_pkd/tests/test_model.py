@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from sgdepth_pkd.config import GLAEncoderConfig, SGDepthConfig, TrainingConfig
-from sgdepth_pkd.demo import run_demo
+from sgdepth_pkd.config import GLAEncoderConfig, SGDepthConfig
 from sgdepth_pkd.geometry import rotation_from_axisangle, transformation_from_parameters
 from sgdepth_pkd.model.attention import block_self_attention, channel_self_attention
 from sgdepth_pkd.model.decoder import decoder_plan
@@ -289,16 +288,3 @@ def test_config_round_trip_and_unknown_keys() -> None:
     with pytest.raises(ValueError, match="encoder"):
         SGDepthConfig.from_dict({"encoder": "x"})
     assert config.shared_decoder_steps == 3 and SGDepthConfig(split_pos=0).shared_decoder_steps == 0
-    assert TrainingConfig().scheduler_gamma == 1e-4
-
-
-# ------------------------------------------------------------------------------------------------------ demo
-def test_demo_contract() -> None:
-    row = run_demo("cpu")
-    assert set(row) == {"model", "params", "input", "outputs", "latency_ms"}
-    assert row["params"] == 89_821_390
-    assert row["input"] == "[1, 3, 192, 640]"
-    assert "('disp', 0): [1, 1, 192, 640]" in row["outputs"]
-    assert "('segmentation_logits', 0): [1, 20, 192, 640]" in row["outputs"]
-    assert "('cam_T_cam', 0, 1): [1, 1, 1, 4, 4]" in row["outputs"]
-    assert row["latency_ms"] > 0

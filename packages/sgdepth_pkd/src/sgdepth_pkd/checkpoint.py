@@ -34,6 +34,7 @@ __all__ = [
     "CheckpointError",
     "infer_config",
     "load_imagenet_backbones",
+    "load_model",
     "load_pretrained",
     "load_pretrained_with_report",
     "read_state_dict",
@@ -133,6 +134,21 @@ def load_pretrained(
     model in eval mode.
     """
     return load_pretrained_with_report(path, config, strict, map_location)[0]
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> SGDepth:
+    """Any accepted checkpoint → SGDepth in eval mode. Our run checkpoints (``RUN_DIR/checkpoints/last.pt``: a dict
+    with ``model`` and the task ``config`` whose ``model`` entry is the SGDepthConfig) are rebuilt with their exact
+    configuration (e.g. reduced decoder widths); the authors' files with the configuration inferred from the keys."""
+    obj = load_checkpoint(path, map_location=map_location)
+    config = obj.get("config") if isinstance(obj, dict) else None
+    if isinstance(config, dict) and isinstance(config.get("model"), dict):
+        try:
+            model_config = SGDepthConfig.from_dict(config["model"], ignore_unknown=True)
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path}: bad model configuration in the checkpoint ({exc})") from exc
+        return load_pretrained(path, model_config, map_location=map_location)
+    return load_pretrained(path, map_location=map_location)
 
 
 def repeat_conv1(weight: torch.Tensor, num_images: int) -> torch.Tensor:

@@ -132,12 +132,13 @@ class GLAEncoderConfig:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    """Training recipe of the paper (spec §d, CLI defaults of §g).
+    """Optimiser and schedule of the paper's training (spec §d, CLI defaults of §g), read by
+    :class:`sgdepth_pkd.train.SGDepthTask`.
 
-    ``scheduler_gamma_is_lr`` reproduces SGDepth's quirk of passing the learning rate as StepLR gamma (the lr drops
-    ×1e-4 at epoch 15); it is on by default because that is how the published model was trained. Loss options
-    (smoothness, automasking, average reprojection) live in :class:`sgdepth_pkd.losses.DepthLossConfig`, the DC-masking
-    schedule in :class:`sgdepth_pkd.masking.DCMaskingConfig`; ``masking_enable`` only says whether it is used.
+    The frame steps the scheduler once per optimizer step, so StepLR's step size is ``scheduler_step_size`` epochs
+    of ``batches_per_epoch`` steps. ``scheduler_gamma_is_lr`` reproduces SGDepth's quirk of passing the learning
+    rate as StepLR gamma (the lr drops ×1e-4 at epoch 15; that is how the published model was trained); it is off by
+    default (gamma 0.1).
     """
 
     learning_rate: float = 1e-4
@@ -145,10 +146,13 @@ class TrainingConfig:
     num_epochs: int = 20
     batches_per_epoch: int = 9645
     scheduler_step_size: int = 15
-    scheduler_gamma_is_lr: bool = True
-    depth_batch_size: int = 6
-    seg_batch_size: int = 6
-    masking_enable: bool = False
+    scheduler_gamma_is_lr: bool = False
+
+    def __post_init__(self) -> None:
+        if self.learning_rate <= 0 or self.weight_decay < 0:
+            raise ValueError(f"learning_rate/weight_decay: need lr > 0, wd >= 0, got {self.learning_rate}")
+        if self.batches_per_epoch < 1 or self.scheduler_step_size < 1 or self.num_epochs < 1:
+            raise ValueError("batches_per_epoch, scheduler_step_size and num_epochs must be >= 1")
 
     @property
     def scheduler_gamma(self) -> float:

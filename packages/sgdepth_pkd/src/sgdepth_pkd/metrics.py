@@ -37,6 +37,7 @@ __all__ = [
     "median_scale",
     "pose_ate",
     "predicted_depth",
+    "range_mask",
     "ratio_summary",
     "relative_poses",
     "segmentation_prediction",
@@ -91,10 +92,17 @@ def cityscapes_mask(gt: np.ndarray) -> np.ndarray:
     return crop & (gt > CLAMP_MIN) & (gt < CLAMP_MAX)
 
 
+def range_mask(gt: np.ndarray) -> np.ndarray:
+    """Synthetic data (no crop): every pixel with 1e-3 < gt < 80."""
+    _check_2d(gt)
+    return (gt > CLAMP_MIN) & (gt < CLAMP_MAX)
+
+
 DEPTH_MASKS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "kitti_zhou": kitti_zhou_mask,
     "kitti_kitti": kitti_kitti_mask,
     "cityscapes": cityscapes_mask,
+    "range": range_mask,
 }
 
 
@@ -178,7 +186,7 @@ def ratio_summary(ratios: Any, first_quarter: bool = False) -> tuple[float, floa
 def evaluate_depth_batch(
     disp: torch.Tensor,
     depth_gt: Any,
-    mask: Literal["kitti_zhou", "kitti_kitti", "cityscapes"] = "kitti_zhou",
+    mask: Literal["kitti_zhou", "kitti_kitti", "cityscapes", "range"] = "kitti_zhou",
     min_depth: float = 0.1,
     max_depth: float = 100.0,
     fixed_scaling: float = 0.0,

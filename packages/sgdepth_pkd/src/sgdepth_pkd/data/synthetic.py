@@ -236,8 +236,9 @@ def _trajectory(rng: np.random.Generator, config: SyntheticConfig) -> np.ndarray
     return np.stack(poses)
 
 
+@lru_cache(maxsize=256)
 def generate_sequence(seed: int, config: SyntheticConfig | None = None) -> SyntheticSequence:
-    """Render one seeded sequence (2× supersampled, box-filtered; depth and labels at the top-left subsample)."""
+    """Render one seeded sequence (cached; treat the arrays as read-only) (2× supersampled, box-filtered; depth and labels at the top-left subsample)."""
     config = config or SyntheticConfig()
     rng = np.random.default_rng(seed)
     poses = _trajectory(rng, config)
