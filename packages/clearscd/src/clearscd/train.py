@@ -178,10 +178,15 @@ class ClearSCDTask(TrainTask):
 
 
 def trainer_defaults(config: TrainConfig) -> dict[str, Any]:
-    """The frame defaults the recipe implies: batch size and epochs of ours.json, best checkpoint by the authors'
-    selection metric (BCD IoU + mIoU)."""
+    """The frame defaults the recipe implies (command-line flags win): ``batch_size``, ``epochs``, ``print_step``
+    (→ log_every) and ``resume`` (a weights file → ``--init``, which is what the authors' resume does) of ours.json;
+    the best checkpoint by the authors' selection metric (BCD IoU + mIoU)."""
     scd = config.clearscd
-    return {"batch_size": scd.batch_size, "epochs": scd.epochs, "max_steps": None, "best_metric": "selection"}
+    defaults = {"batch_size": scd.batch_size, "epochs": scd.epochs, "max_steps": None, "best_metric": "selection"}
+    defaults["log_every"] = scd.print_step
+    if scd.resume:
+        defaults["init"] = scd.resume
+    return defaults
 
 
 def without_best_metric(base: TrainerConfig) -> TrainerConfig:
