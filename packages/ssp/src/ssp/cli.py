@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -79,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     uavid.add_argument("out", help="new output folder (the dataset root)")
     uavid.add_argument("--vdd", help="VDD grey labels: <vdd>/<seq>/<NNNNNN>.png (adds water and roof)")
     _add_resize(uavid)
+    synthetic = sub.add_parser("synthetic", help="write generated UAV clips in the prepared dataset layout")
+    synthetic.add_argument("out", help="new dataset root (train.txt, val.txt, data/<clip>/origin|mask)")
+    synthetic.add_argument("--clips", type=int, default=4, help="clips per split (default 4)")
+    synthetic.add_argument("--frames", type=int, default=8, help="frames per clip (default 8)")
+    synthetic.add_argument("--size", type=int, nargs=2, default=[128, 160], metavar=("H", "W"))
     rural = sub.add_parser("prepare-ruralscapes", help="RuralScapes videos + RGB labels -> the prepared clip layout")
     rural.add_argument("source", help="folder with videos/<DJI_xxxx>.MP4 and labels/*_<DJI_xxxx>_<NNNNNN>.png")
     rural.add_argument("out", help="new output folder (the dataset root)")
@@ -99,6 +105,20 @@ def _resize(args: argparse.Namespace) -> tuple[int, int] | None:
     if min(args.resize) < 32:
         raise ValueError(f"--resize: width and height must be >= 32, got {args.resize}")
     return tuple(args.resize)
+
+
+def _synthetic(args: argparse.Namespace) -> int:
+    from ssp.data import SyntheticConfig, write_synthetic_dataset
+    from ssp.data.prepare import finish_output, start_output
+
+    config = SyntheticConfig(num_clips=args.clips, frames_per_clip=args.frames, size=tuple(args.size))
+    out = Path(args.out)
+    partial = start_output(out)
+    write_synthetic_dataset(partial, {"train": config, "val": dataclasses.replace(config, seed=1000, label_every=1)})
+    splits = {split: (partial / f"{split}.txt").read_text().split() for split in ("train", "val")}
+    finish_output(partial, out, splits)
+    print(f"wrote {out} ({_summary(out)})")
+    return 0
 
 
 def _prepare_uavid(args: argparse.Namespace) -> int:
@@ -231,8 +251,6 @@ def _save_logits(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import dataclasses
-
     import torch
 
     from ssp.demo import DemoConfig, run_demo
@@ -263,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         "train": _train,
         "save-logits": _save_logits,
         "prepare-uavid": _prepare_uavid,
+        "synthetic": _synthetic,
         "prepare-ruralscapes": _prepare_ruralscapes,
     }
     return dispatch(PROG, args, handlers, user_errors=(CheckpointError, ValueError, FileNotFoundError))
