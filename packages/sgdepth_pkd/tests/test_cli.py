@@ -86,7 +86,7 @@ def test_predict_folder_of_odd_sized_images(checkpoint, tmp_path, capsys) -> Non
     for index in range(2):
         write_image(folder / f"frame_{index}.png", rng.integers(0, 255, (37, 83, 3), dtype=np.uint8))
     out = tmp_path / "pred"
-    assert main(["predict", str(folder), "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    assert main(["predict", str(folder), "--checkpoint", str(checkpoint), "--out", str(out), "--poses"]) == 0
     depth_png = read_image(out / "frame_1_depth.png")
     depth = np.load(out / "frame_1_depth.npy")
     assert depth_png.dtype == np.uint16 and depth_png.shape == depth.shape == (37, 83)

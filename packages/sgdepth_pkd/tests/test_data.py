@@ -103,3 +103,31 @@ def test_cityscapes_layout_and_train_ids(tmp_path) -> None:
     write_image(label_dir / "aachen_000000_000019_gtFine_labelIds.png", ids[:8])
     with pytest.raises(ValueError, match="gtFine_labelIds.png: size"):
         CityscapesDataset(tmp_path, "val", size=(16, 32))[0]
+
+
+def test_prepare_kitti_unzips_listed_archives_and_exports_gt(tmp_path, capsys) -> None:
+    import zipfile
+
+    from sgdepth_pkd.cli import main
+
+    source = tmp_path / "source"
+    _write_kitti(source)
+    archives = tmp_path / "zips"
+    archives.mkdir()
+    with zipfile.ZipFile(archives / "2011_09_26_drive_0001_sync.zip", "w") as archive:
+        for path in sorted(source.rglob("*")):
+            if path.is_file():
+                archive.write(path, path.relative_to(source).as_posix())
+    listing = tmp_path / "archives.txt"
+    listing.write_text(
+        "https://example.org/raw_data/2011_09_26_drive_0001/2011_09_26_drive_0001_sync.zip\n"
+        "https://example.org/raw_data/2011_09_26_drive_0002/2011_09_26_drive_0002_sync.zip\n"
+    )
+    split = tmp_path / "split.txt"
+    split.write_text("2011_09_26/2011_09_26_drive_0001_sync 1 l\n")
+    root = tmp_path / "kitti"
+    args = ["prepare-kitti", "--root", str(root), "--archives", str(archives), "--list", str(listing)]
+    assert main([*args, "--split", str(split)]) == 0
+    assert "unzipped 1 of 2" in capsys.readouterr().out
+    np.testing.assert_array_equal(load_gt_depths(root / "gt_depths.npz", 1)[0][9, 19], 5.0)
+    assert main(["prepare-kitti", "--root", str(root)]) == 1

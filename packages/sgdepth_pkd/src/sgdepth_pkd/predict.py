@@ -8,8 +8,9 @@ brought back to the image's size. Per image ``<stem>``, written atomically into 
 * ``<stem>_disp.npy``: float32 sigmoid disparity (the authors' ``depth_pred.npy``);
 * ``<stem>_depth_color.png``: colourised inverse depth; ``<stem>_seg.png``: uint8 trainIds;
   ``<stem>_seg_color.png``: Cityscapes colours blended over the image;
-* for two or more frames (a folder, a video, or several files, in order): ``poses.npy`` (N−1)×4×4 and
-  ``poses.txt`` (one row-major 4×4 per line): cam_T_cam(0, 1) between consecutive frames (scale unknown).
+* with ``--poses`` (frames of one sequence: a folder, a video, or several files, in order, all of one size, checked
+  before anything is written): ``poses.npy`` (N−1)×4×4 and ``poses.txt`` (one row-major 4×4 per line):
+  cam_T_cam(0, 1) between consecutive frames (translation up to the unknown scale).
 
 Existing output files are never overwritten (``--overwrite`` allows it).
 """
@@ -87,10 +88,31 @@ def _frames(paths: list[Path]) -> Iterator[tuple[str, np.ndarray]]:
             yield path.stem, read_rgb(path)
 
 
+def _check_sequence(paths: list[Path]) -> None:
+    """Every image file of a pose sequence must have the first one's size (videos are checked while reading)."""
+    first: tuple[Path, tuple[int, ...]] | None = None
+    for path in paths:
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            continue
+        shape = read_rgb(path).shape
+        if first is None:
+            first = (path, shape)
+        elif shape != first[1]:
+            raise ValueError(f"{path}: size {shape[:2]} differs from {first[0].name}'s {first[1][:2]} (--poses)")
+
+
 def predict_frames(
-    model: SGDepth, paths: list[Path], out: Path, overwrite: bool = False, show_progress: bool = True
+    model: SGDepth,
+    paths: list[Path],
+    out: Path,
+    overwrite: bool = False,
+    poses_between: bool = False,
+    show_progress: bool = True,
 ) -> int:
-    """Write the outputs of every frame of ``paths`` into ``out``; returns the number of frames."""
+    """Write the outputs of every frame of ``paths`` into ``out`` (and the consecutive poses with
+    ``poses_between``); returns the number of frames."""
+    if poses_between:
+        _check_sequence(paths)
     out.mkdir(parents=True, exist_ok=True)
     poses, previous, count = [], None, 0
     for stem, image in progress(_frames(paths), desc="predict", enabled=show_progress):
@@ -105,7 +127,7 @@ def predict_frames(
         write_png(targets[3], colorize(1.0 / pred.depth))
         write_png(targets[4], pred.segmentation.astype(np.uint8))
         write_png(targets[5], overlay(image, CITYSCAPES_COLORS[pred.segmentation], alpha=0.5))
-        if previous is not None:
+        if poses_between and previous is not None:
             if previous.shape != image.shape:
                 raise ValueError(
                     f"{stem}: size {image.shape[:2]} differs from the previous frame's {previous.shape[:2]}"
@@ -125,6 +147,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="our RUN_DIR/checkpoints/last.pt or the authors' model.pth")
     parser.add_argument("--out", default="runs/predict-sgdepth_pkd", help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--poses", action="store_true", help="relative pose between consecutive frames (a sequence)")
     parser.add_argument("--device", default="cpu", help="auto | cpu | cuda")
 
 
@@ -133,6 +156,6 @@ def run_predict(args: argparse.Namespace) -> int:
 
     paths = collect_inputs(args.inputs)
     model = load_model(args.checkpoint).to(resolve_device(args.device))
-    count = predict_frames(model, paths, Path(args.out), args.overwrite)
+    count = predict_frames(model, paths, Path(args.out), args.overwrite, args.poses)
     print(f"wrote the outputs of {count} frame(s) to {args.out}")
     return 0
