@@ -121,3 +121,13 @@ def test_yfcc_pairs_line_format(tmp_path) -> None:
     (tmp_path / "bad.txt").write_text(line.rsplit(" ", 1)[0] + "\n")
     with pytest.raises(ValueError, match="bad.txt:1: --eval needs 38 fields"):
         YFCCPairs(tmp_path / "bad.txt", tmp_path)
+
+
+def test_mutual_ratio_with_single_keypoints() -> None:
+    """Regression: one keypoint on a side crashed np.partition; a lone candidate passes the ratio test."""
+    desc = np.eye(4, dtype=np.float32)[:, :3]
+    matches, _ = mutual_nn_ratio(desc[:, :1], desc)
+    assert matches.tolist() == [0]
+    matches, _ = mutual_nn_ratio(desc, desc[:, 1:2])
+    assert matches.tolist() == [-1, 0, -1]
+    assert mutual_nn_ratio(desc, desc[:, :0])[0].tolist() == [-1, -1, -1]

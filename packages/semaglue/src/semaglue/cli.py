@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from semaglue import match_pairs, train
+from semaglue import demo, evaluate, match_pairs, predict, train
 from semcommon.checkpoint import CheckpointError
-from semcommon.cli import demo_handler, dispatch, package_parser, train_handler
+from semcommon.cli import dispatch, package_parser, train_handler
 
 PROG = "semaglue"
 
@@ -15,7 +15,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser, sub = package_parser(
         PROG,
         "SemaGlue (AAAI 2025): SuperPoint + LightGlue-style matcher with semantic amalgamation; YFCC pose evaluation.",
+        custom=("evaluate", "predict", "demo"),
     )
+    for name, module, text in (
+        ("evaluate", evaluate, "score a matcher: homography protocol (synthetic, HPatches) or YFCC pose"),
+        ("predict", predict, "match your own image pairs: *_matches.npz (authors' format) and PNG plots"),
+    ):
+        command = sub.add_parser(
+            name, help=text, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+        module.add_arguments(command)
+    demo_parser = sub.add_parser(
+        "demo",
+        help="train a reduced SemaGlue on synthetic homographies (~2 min CPU) and compare it with MNN + ratio test",
+        description=demo.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo_parser.add_argument("--out", default="runs/demo-semaglue", help="output folder (default: runs/demo-semaglue)")
+    demo_parser.add_argument("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
     pairs = sub.add_parser(
         "match-pairs",
         help="match image pairs and evaluate relative pose (the authors' match_pairs.py)",
@@ -32,10 +49,31 @@ def _match_pairs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _predict(args: argparse.Namespace) -> int:
+    count = predict.run(args)
+    print(f"wrote {count} pair(s) to {args.out}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    evaluate.run(args)
+    print(f"wrote {args.out}/metrics.json and {args.out}/pairs.csv")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    payload = demo.run_demo(device=args.device, out=args.out)
+    print(demo.format_table(payload))
+    print(f"primary metric {demo.PRIMARY}; {payload['seconds']:.0f} s; wrote {args.out}/demo.png and metrics.json")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {
-        "demo": demo_handler("semaglue"),
+        "demo": _demo,
+        "predict": _predict,
+        "evaluate": _evaluate,
         "match-pairs": _match_pairs,
         "train": train_handler(train.make_task, run_dir="runs/semaglue", save_every=1000, log_every=50),
     }

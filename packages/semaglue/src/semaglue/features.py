@@ -110,17 +110,22 @@ def mutual_nn_ratio(desc0: np.ndarray, desc1: np.ndarray, ratio: float = 0.8) ->
     m, n = desc0.shape[1], desc1.shape[1]
     matches0 = np.full(m, -1, np.int64)
     confidence = np.zeros(m, np.float32)
-    if m == 0 or n < 2:
+    if m == 0 or n == 0:
         return matches0, confidence
     d = np.sqrt(np.maximum(2 - 2 * desc0.T.astype(np.float64) @ desc1.astype(np.float64), 0))  # unit descriptors
     nn01 = d.argmin(1)
     nn10 = d.argmin(0)
-    best0 = np.partition(d, 1, axis=1)[:, :2]
-    best1 = np.partition(d, 1, axis=0)[:2].T
-    ratio0 = best0[:, 0] / np.maximum(best0[:, 1], 1e-12)
-    ratio1 = best1[:, 0] / np.maximum(best1[:, 1], 1e-12)
+    ratio0, ratio1 = _ratio(d), _ratio(d.T)
     idx = np.arange(m)
     keep = (nn10[nn01] == idx) & (ratio0 < ratio) & (ratio1[nn01] < ratio)
     matches0[keep] = nn01[keep]
     confidence[keep] = (1 - ratio0[keep]).astype(np.float32)
     return matches0, confidence
+
+
+def _ratio(d: np.ndarray) -> np.ndarray:
+    """Nearest / second-nearest distance per row of ``d`` (0 when a row has a single candidate)."""
+    if d.shape[1] < 2:
+        return np.zeros(d.shape[0])
+    best = np.partition(d, 1, axis=1)[:, :2]
+    return best[:, 0] / np.maximum(best[:, 1], 1e-12)

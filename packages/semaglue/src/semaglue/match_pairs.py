@@ -16,6 +16,7 @@ import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -226,8 +227,9 @@ class PairFailures(ValueError):
     """Some pairs failed (each was reported on stderr); the others were processed."""
 
 
-def run(opt: argparse.Namespace) -> dict[str, float] | None:
-    """Run the script; returns the evaluation table (percent) with ``--eval``, else ``None``.
+def run(opt: argparse.Namespace, model: Any = None) -> dict[str, float] | None:
+    """Run the script; returns the evaluation table (percent) with ``--eval``, else ``None``. ``model``: a
+    callable with the :class:`semaglue.model.Matching` interface (default: built from the ``--*_weights`` flags).
 
     A pair that fails (unreadable image, bad cached file, ...) is reported on stderr and skipped; the others are
     processed and summarised, then :class:`PairFailures` is raised naming the first failure.
@@ -252,7 +254,8 @@ def run(opt: argparse.Namespace) -> dict[str, float] | None:
     output_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() and not opt.force_cpu else "cpu")
     needs_network = any(not (opt.cache and (output_dir / f"{p.stem}_matches.npz").exists()) for p in pairs)
-    model = _build_network(opt, device) if needs_network else None
+    if model is None and needs_network:
+        model = _build_network(opt, device)
     failures: list[str] = []
     for i, pair in enumerate(pairs):
         try:
@@ -274,7 +277,7 @@ def run(opt: argparse.Namespace) -> dict[str, float] | None:
     return table
 
 
-def _process_pair(opt: argparse.Namespace, pair: Pair, model: torch.nn.Module | None, device: torch.device) -> None:
+def _process_pair(opt: argparse.Namespace, pair: Pair, model: Any, device: torch.device) -> None:
     """Match, evaluate and plot one pair (reusing cached files with ``--cache``)."""
     input_dir, output_dir, ext = Path(opt.input_dir), Path(opt.output_dir), opt.viz_extension
     matches_path = output_dir / f"{pair.stem}_matches.npz"

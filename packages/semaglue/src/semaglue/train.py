@@ -161,6 +161,25 @@ class MatchingPairs(Dataset):
         return out
 
 
+def drop_empty_pairs(batch: dict[str, Any]) -> dict[str, Any]:
+    """The batch without pairs where an image has no keypoint at all (attention over nothing is undefined); when
+    every pair is empty, one is kept and its loss is zero-weighted by the all-ignored ground truth."""
+    keep = batch["mask0"].any(1) & batch["mask1"].any(1)
+    if bool(keep.all()):
+        return batch
+    if not bool(keep.any()):
+        keep = keep.clone()
+        keep[0] = True
+        batch = {**batch, "mask0": batch["mask0"].clone(), "mask1": batch["mask1"].clone()}
+        batch["mask0"][0, 0] = batch["mask1"][0, 0] = True
+        batch["gt_matches0"] = torch.full_like(batch["gt_matches0"], -2)
+        batch["gt_matches1"] = torch.full_like(batch["gt_matches1"], -2)
+    size = keep.shape[0]
+    return {
+        k: v[keep] if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == size else v for k, v in batch.items()
+    }
+
+
 def homography_metrics(pred: Mapping[str, torch.Tensor], batch: Mapping[str, torch.Tensor]) -> list[dict[str, float]]:
     """Per pair of a batch: corner error (px), match precision and recall, number of matches."""
     rows = []
@@ -168,7 +187,8 @@ def homography_metrics(pred: Mapping[str, torch.Tensor], batch: Mapping[str, tor
         kpts0, kpts1 = batch["keypoints0"][b].cpu().numpy(), batch["keypoints1"][b].cpu().numpy()
         matches = pred["matches0"][b].cpu().numpy()
         if "mask0" in batch:
-            matches = np.where(batch["mask0"][b].cpu().numpy(), matches, -1)
+            valid1 = batch["mask1"][b].cpu().numpy()
+            matches = np.where(batch["mask0"][b].cpu().numpy() & valid1[np.maximum(matches, 0)], matches, -1)
         valid = matches > -1
         H_gt = batch["H_0to1"][b].cpu().numpy()
         num_gt = int((batch["gt_matches0"][b] >= 0).sum()) if "gt_matches0" in batch else 0
@@ -251,6 +271,7 @@ class SemaGlueTask(TrainTask):
         return self._pairs(val)
 
     def training_step(self, model: nn.Module, batch: Any, step: int) -> tuple[torch.Tensor, Mapping[str, Any]]:
+        batch = drop_empty_pairs(batch)
         pred = model(batch, all_layers=True)
         cfg = self.config.loss
         loss, logs = deep_supervision_loss(
@@ -266,6 +287,7 @@ class SemaGlueTask(TrainTask):
     def evaluate(self, model: nn.Module, loader: Any) -> dict[str, float]:
         rows, losses = [], []
         for batch in loader:
+            batch = drop_empty_pairs(batch)
             pred = unwrap_model(model)(batch, all_layers=True)
             cfg = self.config.loss
             loss, _ = deep_supervision_loss(
