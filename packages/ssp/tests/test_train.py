@@ -86,6 +86,14 @@ def test_video_stage_ssp_and_kd_ssp(tmp_path, image_run) -> None:
     assert any("kd_seg_loss" in r and math.isfinite(r["kd_seg_loss"]) for r in records)
 
 
+def test_init_from_an_image_checkpoint_fills_the_video_base_model(tmp_path, image_run) -> None:
+    image = image_run / "checkpoints" / "last.pt"
+    assert _train(tmp_path / "ssp", 1, [*VIDEO, "training_cfg.lr=0.0"], flags=["--init", str(image)]) == 0
+    video, source = _weights(tmp_path / "ssp"), _weights(image_run)
+    weights = [k for k in source if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))]
+    assert all(torch.equal(video[f"base_model.{k}"], source[k]) for k in weights)
+
+
 def test_authors_yaml_configs_are_accepted(tmp_path) -> None:
     ssp = {
         "save_dir": "checkpoints/video", "pretrained_checkpoint": None, "resume_training": None,

@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from semcommon.checkpoint import LoadReport, load_state_dict_into
 from semcommon.training import TrainTask, unwrap_model
 from ssp.checkpoint import load_pretrained, load_sam2_backbone
 from ssp.config import TrainConfig
@@ -127,6 +128,13 @@ class SSPTrainTask(TrainTask):
             if frozen is not None:
                 frozen.requires_grad_(False)
         return model
+
+    def on_init_checkpoint(self, model: nn.Module, state_dict: Mapping[str, torch.Tensor]) -> LoadReport:
+        """``--init``: matching keys load (strict=False, as the authors' ``pretrained_checkpoint``); an image-model
+        checkpoint given to a video run initialises its ``base_model``."""
+        if isinstance(model, SSPVideoModel) and not any(k.startswith("base_model.") for k in state_dict):
+            state_dict = {f"base_model.{k}": v for k, v in state_dict.items()}
+        return load_state_dict_into(model, state_dict, strict=False, source="--init checkpoint")
 
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         params = [p for p in model.parameters() if p.requires_grad]
