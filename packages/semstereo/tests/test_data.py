@@ -132,3 +132,22 @@ def test_whu_layout(tmp_path: Path) -> None:
     write_image(tmp_path / "train/disp/000001.png", np.zeros((64, 64), np.uint8))
     with pytest.raises(ImageReadError, match="000001.png: expected a single-band 16-bit PNG"):
         WHUDataset(tmp_path, "train.txt")[0]
+
+
+def test_prepare_us3d_remaps_las_codes(tmp_path: Path, capsys) -> None:
+    from semcommon.io import read_image
+    from semstereo.cli import main
+
+    root, out = tmp_path / "raw", tmp_path / "prepared"
+    (root / "train.txt").parent.mkdir(parents=True)
+    (root / "train.txt").write_text(_write_us3d(root, las=True))
+    assert main(["prepare-us3d", str(root), str(out), "--lists", "train.txt"]) == 0
+    label = read_image(out / "train/label/JAX_004_010_007_LEFT_CLS.tif")
+    raw = read_image(root / "train/label/JAX_004_010_007_LEFT_CLS.tif")
+    assert label.dtype == np.float32 and np.array_equal(label == 5, raw == 65) and np.array_equal(label == 1, raw == 5)
+    assert (out / "train.txt").read_text() == (root / "train.txt").read_text()
+    assert US3DDataset(out, "train.txt")[0]["label"].max() == 5
+    assert main(["prepare-us3d", str(root), str(out), "--lists", "train.txt"]) == 1  # never overwrites
+    assert "prepared: exists" in capsys.readouterr().err
+    assert main(["prepare-us3d", str(root), str(tmp_path / "other"), "--lists", "val.txt"]) == 1
+    assert not (tmp_path / "other").exists() and not list(tmp_path.glob(".other*"))
