@@ -84,7 +84,10 @@ def _world_size() -> int:
 
 class ClearSCDTask(TrainTask):
     """The training task. ``batch_per_step`` = batch size × gradient accumulation (per process), used to turn the
-    recipe's epoch-based warm-up and LR steps into optimizer steps."""
+    recipe's epoch-based warm-up and LR steps into optimizer steps. DDP runs with ``find_unused_parameters``: the
+    encoder's ``_conv_head``/``_bn1`` are in the state dict but never used (as in the authors' model)."""
+
+    find_unused_parameters = True
 
     def __init__(self, config: TrainConfig, batch_per_step: int = 8) -> None:
         self.config = config
