@@ -16,6 +16,7 @@ from ssp.data import SyntheticClips, SyntheticConfig, write_synthetic_dataset
 from ssp.data.transforms import normalize_frames
 from ssp.evaluate import homography_flow_fn
 from ssp.metrics import temporal_consistency
+from ssp.model.registration import LearnedRegistrator, kornia_available
 
 SMALL = SyntheticConfig(num_clips=2, frames_per_clip=4, size=(64, 96), scene_size=320, label_every=2)
 
@@ -122,3 +123,26 @@ def test_predict_command_line_forms(tmp_path, video_checkpoint) -> None:
     with pytest.raises(SystemExit) as info:
         main(["predict", "video.mp4", "--out", str(tmp_path / "o")])
     assert info.value.code == 2
+
+
+@pytest.mark.skipif(not kornia_available(), reason="the learned registrator needs the ssp[learned] extra (kornia)")
+def test_predict_with_learned_registration_weights(tmp_path, video_checkpoint, capsys) -> None:
+    weights = tmp_path / "disk_lightglue.pt"
+    torch.save(LearnedRegistrator().state_dict(), weights)
+    folder = _frames_folder(tmp_path / "frames", size=(64, 96))
+    args = [
+        "predict",
+        str(folder),
+        "--checkpoint",
+        str(video_checkpoint),
+        "--size",
+        "64",
+        "96",
+        "--registration",
+        "disk",
+    ]
+    assert main([*args, "--out", str(tmp_path / "no_weights")]) == 1
+    assert "--registration-weights" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "pred"), "--registration-weights", str(weights)]) == 0
+    summary = json.loads((tmp_path / "pred" / "summary.json").read_text())
+    assert summary["registered_pairs"] == 2 and 0 <= summary["registration_failures"] <= 2

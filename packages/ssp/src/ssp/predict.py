@@ -135,7 +135,7 @@ def make_registrator(name: str, model: nn.Module, weights: str | Path | None = N
         if any(k.startswith("registrator.") for k in state):
             state = {k[len("registrator.") :]: v for k, v in state.items() if k.startswith("registrator.")}
         load_state_dict_into(registrator, state, strict=True, source=str(weights))
-        return registrator.eval()
+        return registrator.to(next(model.parameters()).device).eval()
     registrator = getattr(model, "registrator", None)
     if not isinstance(registrator, LearnedRegistrator):
         raise ValueError(
