@@ -112,6 +112,8 @@ class SGDepthTask(TrainTask):
     def __init__(self, config: TaskConfig, data: str = "synthetic") -> None:
         self.config = config
         self.data = data
+        # the dead dilated_conv / convx parameters of the authors' encoder never get gradients (DDP must know)
+        self.find_unused_parameters = config.model.keep_unused_params
         self.masking = DCMasking(config.masking) if config.masking_enable else None
         self._masking_epoch = 0
         self._teachers: tuple[Any, Any] | None = None
