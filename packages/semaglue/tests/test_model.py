@@ -200,3 +200,10 @@ def test_bad_image_values_are_refused(fill: str, message: str) -> None:
         pipeline({"image0": image, "image1": torch.rand(1, 1, 64, 64)})
     with pytest.raises(ValueError, match=message.replace("image0", "image")):
         SuperPoint()({"image": image})
+
+
+def test_integer_and_wrong_channel_images_are_refused() -> None:
+    with pytest.raises(ValueError, match="float tensor"):
+        SuperPoint()({"image": torch.zeros(1, 1, 32, 32, dtype=torch.uint8)})
+    with pytest.raises(ValueError, match="B×1×H×W or B×3×H×W"):
+        SuperPoint()({"image": torch.zeros(1, 4, 32, 32)})

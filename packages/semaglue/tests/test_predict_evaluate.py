@@ -106,6 +106,10 @@ def test_predict_bad_inputs(checkpoint, images, tmp_path, capsys) -> None:
     assert main(["predict", str(images / "p0_0.png"), str(corrupt), *ck, *out]) == 1
     err = capsys.readouterr().err
     assert "corrupt.png" in err and not list((tmp_path / "o").glob("*.npz"))
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    assert main(["predict", str(empty), str(images / "p0_1.png"), *ck, *out]) == 1
+    assert "empty.jpg" in capsys.readouterr().err
     bad_list = tmp_path / "pairs.txt"
     bad_list.write_text("p0_0.png\n")
     assert main(["predict", "--pairs", str(bad_list), "--input_dir", str(images), *ck, *out]) == 1
