@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from semcommon.checkpoint import CheckpointError
 from semcommon.cli import add_device_argument, dispatch, package_parser
@@ -102,7 +103,7 @@ def _train(args: argparse.Namespace) -> int:
     if task.val_dataset() is None:
         trainer = without_best_metric(trainer)
     result = fit(task, trainer)
-    if result.metrics:
+    if result.metrics and int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({"step": result.step, **result.metrics}))
     return 0
 

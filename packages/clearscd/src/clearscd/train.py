@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -153,7 +154,8 @@ class ClearSCDTask(TrainTask):
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, loader: Any) -> dict[str, float]:
-        """main.py's validation (BCD IoU/F1, pooled semantic mIoU/mF1, selection = IoU + mIoU) plus SeK."""
+        """main.py's validation (BCD IoU/F1, pooled semantic mIoU/mF1, selection = IoU + mIoU) plus SeK; mF1 is
+        taken over the classes that occur (the original's plain mean is NaN when a class is absent)."""
         model = unwrap_model(model)
         num_classes = self.config.clearscd.num_segclass
         device = next(model.parameters()).device
@@ -174,7 +176,7 @@ class ClearSCDTask(TrainTask):
             "BCD_IoU": iou,
             "BCD_F1": bcd.f1_score(),
             "SEG_mIoU": miou,
-            "SEG_mF1": float(seg.f1_score().mean()),
+            "SEG_mF1": float(np.nanmean(seg.f1_score())) if np.isfinite(seg.f1_score()).any() else 0.0,
             "SeK": scd.compute().raw["Sek"],
             "selection": iou + miou,
         }
