@@ -130,3 +130,17 @@ def test_folder_with_a_corrupt_second_pair_keeps_the_first_complete(tmp_path, sm
     assert "p1.png" in capsys.readouterr().err
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == sorted(f"p0_{k}.png" for k in ("sem_A", "sem_B", "change", "change_prob", "vis"))
+
+
+def test_class_count_mismatch_between_model_and_dataset(tmp_path, small_checkpoints, capsys) -> None:
+    root = tmp_path / "LsSCD"
+    rng = np.random.default_rng(0)
+    names = ("t1.png", "t2.png", "cd.png", "s1.png", "s2.png")
+    for name in names:
+        shape = (64, 64, 3) if name.startswith("t") else (64, 64)
+        write_image(root / name, rng.integers(0, 2, shape).astype(np.uint8))
+    (root / "test.txt").write_text(" ".join(names) + "\n")
+    args = ["evaluate", "--checkpoint", small_checkpoints["ours"], "--data", str(root), "--dataset", "lsscd"]
+    assert main([*args, "--tile", "32", "--out", str(tmp_path / "eval")]) == 1
+    _one_line_error(capsys, "predicts 9 classes", "--dataset lsscd has 7")
+    assert not (tmp_path / "eval").exists()

@@ -108,3 +108,34 @@ def test_bad_command_lines_exit_2(argv, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 2
+
+
+def test_evaluate_lsscd_scenes_as_tiles(tmp_path) -> None:
+    import torch
+
+    from clearscd.config import ClearSCDConfig
+    from clearscd.model import ClearSCD
+
+    from .conftest import SMALL
+
+    config = ClearSCDConfig(**SMALL, num_segclass=7)
+    torch.save({"model": ClearSCD(config).state_dict(), "config": {"clearscd": config.to_dict()}}, tmp_path / "m.pt")
+    rng = np.random.default_rng(0)
+    root = tmp_path / "LsSCD"
+    scene = SyntheticSCD(1, 64, seed=4).sample(0)
+    root.mkdir()
+    tifffile.imwrite(root / "2018.tif", scene["image_A"])
+    tifffile.imwrite(root / "2020.tif", scene["image_B"])
+    for name in ("cd", "s1", "s2"):
+        high = 2 if name == "cd" else 8
+        tifffile.imwrite(root / f"{name}.tif", rng.integers(0, high, (64, 64)).astype(np.uint8))
+    (root / "test.txt").write_text(
+        "E:/LsSCD/2018.tif E:/LsSCD/2020.tif E:/LsSCD/cd.tif E:/LsSCD/s1.tif E:/LsSCD/s2.tif\n"
+    )
+    out = tmp_path / "eval"
+    args = ["evaluate", "--checkpoint", str(tmp_path / "m.pt"), "--data", str(root), "--dataset", "lsscd"]
+    assert main([*args, "--tile", "32", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_items"] == 4
+    rows = list(csv.DictReader((out / "per_item.csv").open()))
+    assert rows[3]["name"].endswith("2018.tif@32,32")

@@ -115,6 +115,12 @@ def _evaluate(args: argparse.Namespace) -> int:
         args.data, args.list, args.dataset, args.num_samples, args.size, args.tile, args.raw_masks
     )
     model, device = _load_model(args)
+    classes = getattr(dataset, "num_classes", model.config.num_segclass)
+    if classes != model.config.num_segclass:
+        raise ValueError(
+            f"--checkpoint {args.checkpoint} predicts {model.config.num_segclass} classes but --dataset {args.dataset} "
+            f"has {classes} (use a model trained for it, e.g. num_segclass {classes})"
+        )
     result = evaluate_model(model, dataset, device, batch_size=args.batch_size)
     print(format_table(result))
     info = {"checkpoint": args.checkpoint, "data": args.data, "list": args.list, "num_items": len(dataset)}
