@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from clearscd.data.common import DataError, class_colours, image_size, read_window
+from clearscd.data.common import DataError, class_colours, read_window
 from clearscd.inference import images_to_input
 from clearscd.model.clearscd import ClearSCD
 from semcommon.io import ImageReadError, write_image
@@ -95,18 +95,36 @@ def pair_files(t1: str | Path, t2: str | Path) -> list[tuple[Path, Path]]:
     raise DataError(f"{t1} and {t2} must both be files or both be folders")
 
 
-def _rgb_window(path: Path, window: tuple[int, int, int, int]) -> np.ndarray:
-    try:
-        array = read_window(path, window)
-    except ImageReadError as exc:
-        raise DataError(str(exc)) from exc
-    if array.ndim == 3 and array.shape[2] == 4:
-        array = array[..., :3]
-    if array.ndim != 3 or array.shape[2] != 3:
-        raise DataError(f"{path}: expected an RGB image, got shape {array.shape}")
-    if array.dtype != np.uint8:
-        raise DataError(f"{path}: expected 8-bit RGB, got dtype {array.dtype}")
-    return array
+class _Scene:
+    """An RGB scene opened once: uncompressed TIFFs memory-mapped (windows read on demand), others decoded whole."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        array = None
+        if path.suffix.lower() in _TIFF:
+            import tifffile
+
+            try:
+                array = tifffile.memmap(str(path), mode="r")
+            except (ValueError, OSError):
+                array = None
+            if array is not None and array.ndim == 3 and array.shape[0] <= 4 and array.shape[0] < array.shape[-1]:
+                array = np.moveaxis(array, 0, -1)
+        if array is None:
+            try:
+                array = read_window(path)
+            except ImageReadError as exc:
+                raise DataError(str(exc)) from exc
+        if array.ndim != 3 or array.shape[2] not in (3, 4):
+            raise DataError(f"{path}: expected an RGB image, got shape {array.shape}")
+        if array.dtype != np.uint8:
+            raise DataError(f"{path}: expected 8-bit RGB, got dtype {array.dtype}")
+        self.array = array
+        self.shape = (int(array.shape[0]), int(array.shape[1]))
+
+    def window(self, window: tuple[int, int, int, int]) -> np.ndarray:
+        y0, y1, x0, x1 = window
+        return np.ascontiguousarray(self.array[y0:y1, x0:x1, :3])
 
 
 def _geo_tags(path: Path) -> list[tuple]:
@@ -169,10 +187,8 @@ def predict_pair(
     """Predict one scene pair and write its outputs (module docstring); returns the written paths."""
     opts = opts or PredictOptions()
     path_A, path_B, out_dir = Path(path_A), Path(path_B), Path(out_dir)
-    try:
-        shape_A, shape_B = image_size(path_A), image_size(path_B)
-    except ImageReadError as exc:
-        raise DataError(str(exc)) from exc
+    scene_A, scene_B = _Scene(path_A), _Scene(path_B)
+    shape_A, shape_B = scene_A.shape, scene_B.shape
     if shape_A != shape_B:
         raise DataError(f"{path_B}: size {shape_B[0]}×{shape_B[1]} differs from {path_A} ({shape_A[0]}×{shape_A[1]})")
     height, width = shape_A
@@ -180,7 +196,7 @@ def predict_pair(
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = _Outputs(out_dir, path_A.stem, (height, width), path_A if path_A.suffix.lower() in _TIFF else None)
     try:
-        _run_windows(model, path_A, path_B, outputs.arrays, (height, width), num_classes, opts, device)
+        _run_windows(model, scene_A, scene_B, outputs.arrays, num_classes, opts, device)
         outputs.finish(_visualise(outputs.arrays, num_classes, opts.vis_max))
     except BaseException:
         outputs.discard()
@@ -190,15 +206,14 @@ def predict_pair(
 
 def _run_windows(
     model: ClearSCD,
-    path_A: Path,
-    path_B: Path,
+    scene_A: _Scene,
+    scene_B: _Scene,
     arrays: dict[str, np.ndarray],
-    shape: tuple[int, int],
     num_classes: int,
     opts: PredictOptions,
     device: torch.device | str,
 ) -> None:
-    height, width = shape
+    height, width = scene_A.shape
     channels = 2 * num_classes + 1
     tile_h, tile_w = min(opts.tile, height), min(opts.tile, width)
     weight_tile = _ramp(tile_h, opts.overlap)[:, None] * _ramp(tile_w, opts.overlap)[None, :]
@@ -207,7 +222,7 @@ def _run_windows(
     xs_all = tile_starts(width, opts.tile, opts.overlap)
     rows = [(y, xs_all) for y in tile_starts(height, opts.tile, opts.overlap)]
     total = sum(len(xs) for _, xs in rows)
-    bar = iter(progress(range(total), desc=path_A.name, total=total, enabled=opts.progress))
+    bar = iter(progress(range(total), desc=scene_A.path.name, total=total, enabled=opts.progress))
     band_top = 0
     for index, (y, xs) in enumerate(rows):
         if y > band_top:  # shift the band: rows above y are final
@@ -218,14 +233,14 @@ def _run_windows(
         for start in range(0, len(xs), opts.batch):
             chunk = xs[start : start + opts.batch]
             windows = [(y, y + tile_h, x, x + tile_w) for x in chunk]
-            imgs = torch.cat([images_to_input(_rgb_window(path_A, w), _rgb_window(path_B, w)) for w in windows])
+            imgs = torch.cat([images_to_input(scene_A.window(w), scene_B.window(w)) for w in windows])
             out = model(imgs.to(device), test=True)
             probs = torch.cat(
                 [out["seg_A"].softmax(1), out["seg_B"].softmax(1), torch.sigmoid(out["BCD"])], dim=1
             ).float()
             probs = probs.permute(0, 2, 3, 1).cpu().numpy()
             if not np.isfinite(probs).all():
-                raise ValueError(f"{path_A}: the model produced NaN/Inf outputs (bad checkpoint?)")
+                raise ValueError(f"{scene_A.path}: the model produced NaN/Inf outputs (bad checkpoint?)")
             for (_, _, x0, x1), prob in zip(windows, probs, strict=True):
                 band[:, x0:x1] += prob * weight_tile[..., None]
                 band_weight[:, x0:x1] += weight_tile
