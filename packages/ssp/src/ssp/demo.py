@@ -47,10 +47,11 @@ class DemoConfig:
     global_att_blocks: tuple[int, ...] = (5, 7)
     upernet_channels: int = 64
     batch_size: int = 4
-    image_steps: int = 230
-    video_steps: int = 40
+    image_steps: int = 380
+    video_steps: int = 80
     lr: float = 1e-3
-    video_lr: float = 2e-4
+    video_lr: float = 1e-4
+    const_loss_lb: float = 0.5
     registration: str = "sift"
     seed: int = 0
     extra: dict[str, object] = field(default_factory=dict)
@@ -58,7 +59,7 @@ class DemoConfig:
 
 def _train_config(demo: DemoConfig, stage: str, lr: float, steps: int) -> TrainConfig:
     config = TrainConfig(
-        video_model_cfg=VideoModelConfig(k_registrator_model="identity"),
+        video_model_cfg=VideoModelConfig(k_registrator_model="identity", const_loss_lb=demo.const_loss_lb),
         ours=OursCfg(
             stage=stage,
             flow="homography",
