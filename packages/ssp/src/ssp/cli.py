@@ -1,4 +1,4 @@
-"""Command-line interface: ``ssp {train,evaluate,predict,demo}``."""
+"""Command-line interface: ``ssp {train,save-logits,evaluate,predict,demo,synthetic,prepare-uavid,prepare-ruralscapes}``."""
 
 from __future__ import annotations
 
