@@ -121,6 +121,8 @@ def test_authors_yaml_configs_are_accepted(tmp_path) -> None:
     assert config.image_checkpoint == "checkpoints/image/base_uavid/base_uavid.pth.tar"
     config = load_train_config(path, ["video_model_cfg.const_loss_lb=135000", "loss_cfg.loss_func=kldiv"])
     assert config.video_model_cfg.const_loss_lb == 135000 and config.loss_cfg.loss_func == "kldiv"
+    with pytest.raises(ValueError, match="adjacent_frames"):
+        load_train_config(path, ["data_cfg.adjacent_frames=[-1,-2,-3]"])
     ssp["data_cfg"]["crop_sise"] = [1, 2]
     path.write_text(yaml.safe_dump(ssp))
     with pytest.raises(ValueError, match="data_cfg.*crop_sise"):

@@ -425,6 +425,12 @@ class TrainConfig:
             )
         if self.loss_cfg.class_weights is not None:
             raise ValueError("loss_cfg.class_weights: only null (every SSP config) is implemented")
+        data = self.data_cfg
+        if data.adjacent_frames != [-1] or data.min_vid_len or data.labeled_frames_per_vid or data.val_skip_frames != 1:
+            raise ValueError(
+                "data_cfg: only adjacent_frames [-1], min_vid_len 0, labeled_frames_per_vid null and val_skip_frames 1 "
+                "(every SSP / KD-SSP config) are implemented"
+            )
         if len(self.data_cfg.crop_size) != 2 or any(v % 32 for v in self.data_cfg.crop_size):
             raise ValueError(f"data_cfg.crop_size: expected [H, W], multiples of 32, got {self.data_cfg.crop_size}")
         ImageModelConfig(**asdict(self.model_cfg))
