@@ -94,6 +94,13 @@ def test_init_from_an_image_checkpoint_fills_the_video_base_model(tmp_path, imag
     assert all(torch.equal(video[f"base_model.{k}"], source[k]) for k in weights)
 
 
+def test_no_training_saves_the_initialised_model(tmp_path) -> None:
+    assert _train(tmp_path / "untrained", 1, ["no_training=true"]) == 0
+    model = load_pretrained(tmp_path / "untrained" / "checkpoints" / "last.pt")
+    assert isinstance(model, HieraUperNet)
+    assert _train(tmp_path / "untrained", 1, ["no_training=true"]) == 1
+
+
 def test_authors_yaml_configs_are_accepted(tmp_path) -> None:
     ssp = {
         "save_dir": "checkpoints/video", "pretrained_checkpoint": None, "resume_training": None,

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -14,6 +15,9 @@ from semcommon.cli import add_device_argument, dispatch, package_parser
 from semcommon.training import add_train_arguments
 from ssp.model.ssp import SSPVideoModel
 from ssp.predict import REGISTRATIONS
+
+if TYPE_CHECKING:
+    from ssp.train import SSPTrainTask
 
 PROG = "ssp"
 
@@ -233,9 +237,25 @@ def _train(args: argparse.Namespace) -> int:
     config = load_train_config(args.config, args.set)
     training = config.training_cfg
     task = SSPTrainTask(config, args.data, args.batch_size or training.batch_size)
+    if config.no_training:
+        return _save_untrained(task, Path(args.run_dir) / "checkpoints" / "last.pt")
     epochs = training.early_stopping or training.num_epochs
-    handler = train_handler(lambda _: task, batch_size=training.batch_size, epochs=epochs, max_steps=None)
-    return handler(args)
+    defaults = {"batch_size": training.batch_size, "epochs": epochs, "max_steps": None}
+    if config.pretrained_checkpoint and not args.init:
+        defaults["init"] = config.pretrained_checkpoint
+    return train_handler(lambda _: task, **defaults)(args)
+
+
+def _save_untrained(task: SSPTrainTask, path: Path) -> int:
+    """``no_training: true``: the authors save the untrained (initialised) model as a checkpoint (epoch 0)."""
+    from semcommon.checkpoint import save_checkpoint
+    from semcommon.training import to_plain
+
+    if path.exists():
+        raise ValueError(f"{path}: exists (choose a new --run-dir)")
+    save_checkpoint({"model": task.build_model().state_dict(), "config": to_plain(task.config), "step": 0}, path)
+    print(f"wrote {path} (untrained, no_training: true)")
+    return 0
 
 
 def _save_logits(args: argparse.Namespace) -> int:
