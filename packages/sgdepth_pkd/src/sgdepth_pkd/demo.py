@@ -60,10 +60,10 @@ class DemoConfig:
     train_sequences: int = 12
     test_sequences: int = 3
     frames: int = 8
-    stage1_steps: int = 150
-    stage2_steps: int = 20
+    stage1_steps: int = 100
+    stage2_steps: int = 10
     batch_size: int = 4
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-4
     patch_size: int = 64
     decoder_channels: tuple[int, ...] = (64, 32, 16, 16, 8)
     seed: int = 0
