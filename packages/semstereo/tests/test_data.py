@@ -38,8 +38,9 @@ def test_synthetic_is_deterministic_signed_and_in_range(renderer: SceneRenderer)
     assert not np.array_equal(scenes[0].left, scenes[1].left)
 
 
-def test_synthetic_right_view_matches_left_through_the_disparity(renderer: SceneRenderer) -> None:
-    scene = renderer.render(1)
+def test_synthetic_right_view_matches_left_through_the_disparity() -> None:
+    same_date = SyntheticConfig(height=64, width=96, noise=0, radiometric=0, sun_change=0, blur=0)
+    scene = SceneRenderer(same_date).render(1)
     h, w = scene.disparity.shape
     cols = np.arange(w)[None, :] - np.round(scene.disparity).astype(int)  # right column of each left pixel
     inside = (cols >= 0) & (cols < w)
@@ -47,7 +48,7 @@ def test_synthetic_right_view_matches_left_through_the_disparity(renderer: Scene
     warped = scene.right[rows[inside], cols[inside]].astype(float)
     error_gt = np.abs(warped - scene.left[inside].astype(float)).mean()
     error_zero = np.abs(scene.right.astype(float) - scene.left.astype(float)).mean()
-    assert error_gt < 0.6 * error_zero
+    assert error_gt < 0.5 * error_zero
 
 
 def test_synthetic_dataset_samples_and_size_check() -> None:
