@@ -204,8 +204,12 @@ def print_summary(result: dict) -> None:
     rows = [("model", result["model"]), *result["config"]["baselines"].items()]
     for label, values in rows:
         print(f"{label:22}" + "".join(f"{values[n]:10.3f}" for n in names))
-    better = result["model"]["abs_rel"] < result["baseline"]["abs_rel"]
-    print(f"primary metric abs_rel (lower is better): model {'beats' if better else 'does not beat'} the baseline")
+    model, baseline = result["model"]["abs_rel"], result["baseline"]["abs_rel"]
+    if abs(model - baseline) < 0.005 * baseline:
+        verdict = "ties with the baseline (difference below 0.5 %)"
+    else:
+        verdict = "beats the baseline" if model < baseline else "does not beat the baseline"
+    print(f"primary metric abs_rel (lower is better): model {model:.4f}, baseline {baseline:.4f}: {verdict}")
     print(f"seconds: {result['seconds']}")
 
 
