@@ -157,6 +157,8 @@ def test_predict_with_the_authors_three_files(images, tmp_path) -> None:
         str(tmp_path / "segnext.pth"),
         "--max_keypoints",
         "32",
+        "--resize",
+        "160",
         "--out",
         str(tmp_path / "o"),
     ]

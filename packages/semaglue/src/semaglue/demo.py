@@ -270,7 +270,7 @@ def run_demo(
     metrics_base = summarise_homography(base_rows)
     metrics_model["stereo_epipolar_precision"] = 100 * stereo["precision"](stereo["model"])[0]  # type: ignore[operator]
     metrics_base["stereo_epipolar_precision"] = 100 * stereo["precision"](stereo["baseline"])[0]  # type: ignore[operator]
-    best = int(np.argmax([b["corner_error"] - m["corner_error"] for m, b in zip(model_rows, base_rows, strict=True)]))
+    best = int(np.argmax([int((it["gt_matches0"] >= 0).sum()) for it in val_items]))  # the richest held-out pair
     n0 = int(val_items[best]["mask0"].sum())
     desc = val_items[best]
     base_best, _ = mutual_nn_ratio(
