@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PACKAGES := semstereo semaglue clearscd ssp sgdepth_pkd
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench lint format clean fixtures dist $(PACKAGES:%=test-%) test-shared
+.PHONY: setup demo test bench lint format clean fixtures dist dist-check $(PACKAGES:%=test-%) test-shared
 
 setup: $(STAMP)
 
@@ -44,10 +44,14 @@ format: setup
 dist: setup
 	$(BIN)/python tools/dist.py
 
+# Each package's wheel installed alone (with semvision-common) into an empty venv: CLI --help and one real command
+dist-check: dist
+	$(BIN)/python tools/check_dists.py
+
 # Parity fixtures (not in the repository): make fixtures FIXTURES_FROM=<folder or .tar.gz/.zip archive>
 FIXTURES_FROM ?=
 fixtures:
 	$(PYTHON) tools/fixtures.py "$(FIXTURES_FROM)" .fixtures
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache dist
+	rm -rf $(VENV) .pytest_cache .ruff_cache dist .dist-check
