@@ -17,3 +17,14 @@ _spec.loader.exec_module(_parity)
 @pytest.mark.parametrize("path", case_params("ssp"))
 def test_parity_case_is_device_neutral(path) -> None:
     run_case(path, _parity.RUNNERS, strict_device=True)
+
+
+def test_iou_without_any_class_stays_on_the_input_device() -> None:
+    import torch
+
+    from semcommon.testing import strict_device_placement
+    from ssp.metrics import iou_from_confusion
+
+    with strict_device_placement():
+        empty = torch.zeros(3, 3, device="cpu")
+        assert iou_from_confusion(empty).device == empty.device

@@ -58,7 +58,7 @@ def iou_from_confusion(confmat: torch.Tensor, average: str = "macro") -> torch.T
         raise ValueError(f"average: expected macro | none, got {average!r}")
     present = (confmat.sum(0) + confmat.sum(1)) > 0
     if not present.any():
-        return torch.tensor(0.0)
+        return confmat.new_zeros(()).float()
     return iou[present].mean().float()
 
 
