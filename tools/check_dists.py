@@ -49,8 +49,9 @@ def site_packages(venv: Path) -> Path:
 
 def base_environment() -> Path:
     base = WORK / "base"
-    probe = subprocess.run([str(base / "bin" / "python"), "-c", "import torch, torchvision"], capture_output=True)
-    if probe.returncode != 0:
+    python = base / "bin" / "python"
+    ready = python.is_file() and subprocess.run([str(python), "-c", "import torch, torchvision"]).returncode == 0
+    if not ready:
         shutil.rmtree(base, ignore_errors=True)
         run([sys.executable, "-m", "venv", str(base)])
         run([str(base / "bin" / "python"), "-m", "pip", "install", "-q", "torch>=2.1", "torchvision>=0.16"])
