@@ -6,6 +6,7 @@ from semcommon.io import (
     read_disparity,
     read_image,
     read_pfm,
+    read_video_frames,
     write_disparity,
     write_image,
     write_pfm,
@@ -99,3 +100,23 @@ def test_unexpected_dtype_and_shape(tmp_path):
 def test_writer_rejects_float_png(tmp_path):
     with pytest.raises(ValueError, match="uint8 or uint16"):
         write_image(tmp_path / "f.png", np.zeros((2, 2), dtype=np.float32))
+
+
+def test_read_video_frames(tmp_path):
+    import cv2
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 5, (32, 24))
+    for value in (40, 200):
+        frame = np.zeros((24, 32, 3), np.uint8)
+        frame[..., 2] = value  # BGR: red channel
+        writer.write(frame)
+    writer.release()
+    frames = list(read_video_frames(path))
+    assert [index for index, _ in frames] == [0, 1]
+    assert frames[1][1].shape == (24, 32, 3) and frames[1][1][..., 0].mean() > 150  # RGB order
+    with pytest.raises(ImageReadError, match="missing.avi: file not found"):
+        read_video_frames(tmp_path / "missing.avi")
+    (tmp_path / "junk.avi").write_bytes(b"not a video")
+    with pytest.raises(ValueError, match="junk.avi"):
+        list(read_video_frames(tmp_path / "junk.avi"))

@@ -7,6 +7,7 @@ unexpected dtype or shape. Colour images are returned as RGB, ``H×W×3``; singl
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ __all__ = [
     "read_disparity",
     "read_image",
     "read_pfm",
+    "read_video_frames",
     "write_depth",
     "write_disparity",
     "write_image",
@@ -183,3 +185,32 @@ def write_disparity(path: str | Path, values: np.ndarray, scale: float = 1.0, in
 
 read_depth = read_disparity
 write_depth = write_disparity
+
+
+def read_video_frames(path: str | Path) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, H×W×3 uint8 RGB)`` per frame of a video file, decoded one at a time.
+
+    The file is opened at the call (missing or unreadable: an error naming it now); a video without a single
+    decodable frame raises ``ValueError`` naming the file once iterated.
+    """
+    path = _existing(path)
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        capture.release()
+        raise ValueError(f"{path}: OpenCV cannot open this video")
+
+    def frames() -> Iterator[tuple[int, np.ndarray]]:
+        index = 0
+        try:
+            while True:
+                ok, frame = capture.read()
+                if not ok:
+                    break
+                yield index, cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                index += 1
+        finally:
+            capture.release()
+        if index == 0:
+            raise ValueError(f"{path}: the video has no decodable frame")
+
+    return frames()

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from semcommon.io import read_video_frames
 from semcommon.runtime import progress, resolve_device
 from semcommon.viz import colorize, overlay
 from sgdepth_pkd.inference import predict_image, read_rgb, relative_pose
@@ -44,23 +45,8 @@ _OUTPUTS = ("_depth.png", "_depth.npy", "_disp.npy", "_depth_color.png", "_seg.p
 
 
 def _video_frames(path: Path) -> Iterator[tuple[str, np.ndarray]]:
-    import cv2
-
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ValueError(f"{path}: cannot open the video")
-    index = 0
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            yield f"{path.stem}_{index:06d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            index += 1
-    finally:
-        capture.release()
-    if index == 0:
-        raise ValueError(f"{path}: the video has no readable frame")
+    for index, frame in read_video_frames(path):
+        yield f"{path.stem}_{index:06d}", frame
 
 
 def collect_inputs(inputs: list[str]) -> list[Path]:

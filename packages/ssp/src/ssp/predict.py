@@ -22,7 +22,7 @@ from PIL import Image
 from torch import nn
 
 from semcommon.checkpoint import CheckpointError
-from semcommon.io import read_image
+from semcommon.io import read_image, read_video_frames
 from ssp.model.registration import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -217,27 +217,8 @@ def iter_frames(source: str | Path) -> tuple[list[str] | None, object]:
         return [source.stem], iter([(source.stem, read_image(source, dtype=np.uint8, channels=3))])
     if source.suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"{source}: expected a video ({', '.join(VIDEO_SUFFIXES)}), an image or a folder of images")
-    import cv2
-
-    capture = cv2.VideoCapture(str(source))
-    if not capture.isOpened():
-        raise ValueError(f"{source}: OpenCV cannot open this video")
-
-    def video():
-        index = 0
-        try:
-            while True:
-                ok, frame = capture.read()
-                if not ok:
-                    break
-                yield f"{index:06d}", cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                index += 1
-        finally:
-            capture.release()
-        if index == 0:
-            raise ValueError(f"{source}: no frame could be decoded")
-
-    return None, video()
+    frames = read_video_frames(source)
+    return None, ((f"{index:06d}", frame) for index, frame in frames)
 
 
 def _preview_frame(image: np.ndarray, max_width: int = 640) -> np.ndarray:
