@@ -60,6 +60,7 @@ __all__ = [
     "TrainerConfig",
     "TrainingError",
     "add_train_arguments",
+    "apply_override",
     "fit",
     "load_config",
     "parse_value",
@@ -220,17 +221,22 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: Sequenc
     """
     data: dict[str, Any] = _read_config_file(Path(path)) if path else {}
     for item in overrides or ():
-        key, sep, text = item.partition("=")
-        parts = key.strip().split(".")
-        if not sep or not all(parts):
-            raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=1e-4")
-        node = data
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                node[part] = {}
-            node = node[part]
-        node[parts[-1]] = parse_value(text)
+        apply_override(data, item)
     return _build(cls, data, "", None)
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one ``--set a.b=value`` override (value parsed by :func:`parse_value`) to nested plain data."""
+    key, sep, text = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. optim.lr=1e-4")
+    node = data
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = parse_value(text)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:
@@ -246,7 +252,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         try:
             import yaml
         except ImportError as exc:
-            raise ValueError(f"{path}: reading YAML needs PyYAML (pip install 'semcommon[yaml]')") from exc
+            raise ValueError(f"{path}: reading YAML needs PyYAML (pip install 'semvision-common[yaml]')") from exc
         try:
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:

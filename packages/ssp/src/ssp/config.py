@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from semcommon.training import apply_override
+
 __all__ = [
     "BASELINE_KEYS",
     "DATASET_NUM_CLASSES",
@@ -505,22 +507,6 @@ def train_config_from_plain(data: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**values)
 
 
-def set_config_value(data: dict[str, Any], item: str) -> None:
-    """Apply one ``--set section.key=value`` override (value parsed as a Python/JSON literal) to plain data."""
-    from semcommon.training import parse_value
-
-    key, sep, text = item.partition("=")
-    parts = key.strip().split(".")
-    if not sep or not all(parts):
-        raise ValueError(f"--set {item!r}: expected KEY=VALUE, e.g. training_cfg.lr=5e-5")
-    node = data
-    for part in parts[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[parts[-1]] = parse_value(text)
-
-
 def load_train_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
     """The training config: defaults, then an authors' YAML (or our JSON) file, then ``--set`` overrides."""
     data: dict[str, Any] = {}
@@ -533,5 +519,5 @@ def load_train_config(path: str | Path | None = None, overrides: list[str] | tup
         except yaml.YAMLError as exc:
             raise ValueError(f"{path}: not valid YAML/JSON ({str(exc).splitlines()[0]})") from exc
     for item in overrides:
-        set_config_value(data, item)
+        apply_override(data, item)
     return train_config_from_plain(data)
