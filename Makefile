@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): shared/pyproject.toml $(PACKAGES:%=packages/%/pyproject.toml)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --disable-pip-version-check "torch>=2.1" "torchvision>=0.16"
-	$(BIN)/python -m pip install -q --disable-pip-version-check -e "shared[test,yaml,safetensors]" \
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e "shared[test,yaml,safetensors,export]" \
 		$(patsubst %,-e packages/%,$(filter-out ssp,$(PACKAGES))) -e "packages/ssp[learned]" \
 		"pytest>=7" "ruff>=0.5" "scikit-image>=0.21" "build>=1"
 	touch $(STAMP)
@@ -30,7 +30,7 @@ $(PACKAGES:%=test-%): test-%: setup
 	$(BIN)/python -m pytest packages/$*/tests -q
 
 bench: setup
-	$(BIN)/python bench/run_all.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

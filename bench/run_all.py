@@ -1,4 +1,9 @@
-"""Run every ``bench/bench_*.py`` (and each package's ``bench/`` scripts) in turn; each prints its own table."""
+"""Run every ``bench/bench_*.py`` and each package's ``bench/bench_*.py`` in turn, then render the results.
+
+Extra arguments are passed to every package script (e.g. ``--sizes small``); each prints its own table and appends
+its rows to ``bench/results/<machine>.json``; ``bench/render.py`` then writes ``bench/README.md`` and
+``bench/latency.png``.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     scripts = sorted(ROOT.glob("bench/bench_*.py")) + sorted(ROOT.glob("packages/*/bench/bench_*.py"))
-    failed = [s for s in scripts if subprocess.run([sys.executable, str(s)], cwd=ROOT).returncode != 0]
+    failed = []
+    for script in scripts:
+        extra = argv if script.name == "bench_speed.py" else []
+        print(f"== {script.relative_to(ROOT)} {' '.join(extra)}", flush=True)
+        if subprocess.run([sys.executable, str(script), *extra], cwd=ROOT).returncode != 0:
+            failed.append(script)
+    render = subprocess.run([sys.executable, str(ROOT / "bench" / "render.py")], cwd=ROOT).returncode
     for script in failed:
         print(f"benchmark failed: {script.relative_to(ROOT)}", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if failed or render else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

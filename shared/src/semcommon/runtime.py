@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
 import random
 import sys
@@ -15,6 +17,9 @@ import torch
 from torch import nn
 
 __all__ = [
+    "PRECISIONS",
+    "add_inference_arguments",
+    "autocast",
     "count_parameters",
     "get_logger",
     "measure_latency",
@@ -25,6 +30,9 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+"""Inference precisions: ``fp32`` is exact (parity); ``bf16``/``fp16`` run under autocast and are approximate."""
 
 
 def seed_everything(seed: int) -> None:
@@ -102,3 +110,37 @@ def package_version(distribution: str) -> str:
         return version(distribution)
     except PackageNotFoundError:
         return "0+unknown"
+
+
+def add_inference_arguments(parser: argparse.ArgumentParser) -> None:
+    """The inference flags every package's ``predict``/``evaluate`` share: ``--impl``, ``--precision``, ``--compile``."""
+    group = parser.add_argument_group("speed")
+    group.add_argument(
+        "--impl",
+        choices=("fast", "reference"),
+        default="fast",
+        help="fast: the exact fast path (outputs equal the reference within the parity tolerances); "
+        "reference: the eager operations of the authors' code, in their order (default: fast)",
+    )
+    group.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="fp32 (exact, default); bf16/fp16 autocast: APPROXIMATE, faster on GPUs (see the package README)",
+    )
+    group.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the network (opt-in; the first call compiles, results may differ in the last bits)",
+    )
+
+
+def autocast(device: torch.device | str, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """A context running the enclosed ops in ``precision``: nothing for ``fp32``, ``torch.autocast`` otherwise."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"--precision: unknown precision {precision!r} (use one of {', '.join(PRECISIONS)})")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    device_type = torch.device(device).type
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device_type, dtype=dtype)
