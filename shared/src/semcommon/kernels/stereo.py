@@ -1,14 +1,17 @@
-"""Stereo cost volumes over a signed disparity range (PyTorch reference implementations).
+"""Stereo cost volumes over a signed disparity range: PyTorch reference implementations and Triton dispatch.
 
 Convention: a positive disparity ``d`` pairs left column ``x`` with right column ``x - d``; disparity plane ``j``
 of a volume built over ``[disp_min, disp_max)`` holds ``d = disp_min + j``. Pairs whose right column falls
-outside the image give 0.
+outside the image give 0. Each function runs the Triton kernel of :mod:`semcommon.kernels.triton_ops` where
+:func:`semcommon.kernels.backend.select_backend` says so (CUDA tensors, ``SEMVISION_KERNELS``), the reference otherwise.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from semcommon.kernels.backend import select_backend, triton_ops
 
 
 def _check_pair(left: torch.Tensor, right: torch.Tensor, what: str) -> None:
@@ -17,6 +20,18 @@ def _check_pair(left: torch.Tensor, right: torch.Tensor, what: str) -> None:
     if left.shape != right.shape:
         raise ValueError(
             f"{what}: left and right features differ in shape: {tuple(left.shape)} vs {tuple(right.shape)}"
+        )
+
+
+def _check_disparity(right: torch.Tensor, disparity: torch.Tensor) -> None:
+    if right.dim() != 4 or disparity.dim() != 4:
+        raise ValueError(
+            f"warp_by_disparity: expected B×C×H×W features and B×D×H×W disparities, "
+            f"got {tuple(right.shape)} and {tuple(disparity.shape)}"
+        )
+    if disparity.shape[0] != right.shape[0] or disparity.shape[2:] != right.shape[2:]:
+        raise ValueError(
+            f"warp_by_disparity: disparity {tuple(disparity.shape)} does not match features {tuple(right.shape)}"
         )
 
 
@@ -58,6 +73,8 @@ def gwc_volume_norm(
         x = x.reshape(batch, num_groups, per_group, height, width)
         return x / (x.norm(dim=2, keepdim=True) + eps)
 
+    if select_backend(left, right) == "triton":
+        return triton_ops().group_correlation(normalise(left), normalise(right), disp_min, disp_max)
     # Products against the overlapping strided windows (no copy of the D shifted maps), then the D axis is put
     # back in ascending disparity order on the G-times smaller result.
     windows = shifted_windows(normalise(right), disp_min, disp_max)  # B×G×C/G×D×H×W
@@ -70,16 +87,10 @@ def warp_by_disparity(right: torch.Tensor, disparity: torch.Tensor) -> torch.Ten
     ``disparity`` is ``B×D×H×W`` (fractional, in pixels of this resolution). Bilinear sampling, zero padding,
     ``align_corners=True`` coordinates (pixel centres at ``-1 .. 1``).
     """
-    if right.dim() != 4 or disparity.dim() != 4:
-        raise ValueError(
-            f"warp_by_disparity: expected B×C×H×W features and B×D×H×W disparities, "
-            f"got {tuple(right.shape)} and {tuple(disparity.shape)}"
-        )
+    _check_disparity(right, disparity)
     batch, channels, height, width = right.shape
-    if disparity.shape[0] != batch or disparity.shape[2:] != right.shape[2:]:
-        raise ValueError(
-            f"warp_by_disparity: disparity {tuple(disparity.shape)} does not match features {tuple(right.shape)}"
-        )
+    if select_backend(right, disparity) == "triton":
+        return triton_ops().warp_by_disparity(right, disparity)
     num_disp = disparity.shape[1]
     rows = torch.arange(height, device=right.device, dtype=right.dtype).view(1, 1, height, 1)
     cols = torch.arange(width, device=right.device, dtype=right.dtype).view(1, 1, 1, width)
@@ -93,5 +104,8 @@ def warp_by_disparity(right: torch.Tensor, disparity: torch.Tensor) -> torch.Ten
 def concat_volume(left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
     """Concatenation volume ``B×2C×D×H×W``: left features repeated over the D samples, then warped right features."""
     _check_pair(left, right, "concat_volume")
+    if select_backend(left, right, disparity) == "triton":
+        _check_disparity(right, disparity)
+        return triton_ops().concat_volume(left, right, disparity)
     warped = warp_by_disparity(right, disparity)
     return torch.cat((left.unsqueeze(2).expand_as(warped), warped), dim=1)
