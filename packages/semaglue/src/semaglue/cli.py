@@ -1,10 +1,11 @@
-"""Command-line interface: ``semaglue {train,evaluate,predict,demo,match-pairs}``."""
+"""Command-line interface: ``semaglue {train,evaluate,predict,demo,match-pairs,prepare-megadepth}``."""
 
 from __future__ import annotations
 
 import argparse
 
 from semaglue import demo, evaluate, match_pairs, predict, train
+from semaglue.data import megadepth
 from semcommon.checkpoint import CheckpointError
 from semcommon.cli import dispatch, package_parser, train_handler
 
@@ -40,6 +41,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     match_pairs.add_arguments(pairs)
+    prepare = sub.add_parser(
+        "prepare-megadepth",
+        help="write MegaDepth scene_info/<scene>.npz files from COLMAP text models (stage-2 training data)",
+        description=megadepth.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    prepare.add_argument("--root", required=True, help="MegaDepth root (Undistorted_SfM/, depth_undistorted/)")
+    prepare.add_argument("--scene", action="append", required=True, help="scene id, e.g. 0015 (repeatable)")
+    prepare.add_argument(
+        "--sparse-subdir", default="sparse", help="COLMAP text model folder inside each scene (default: sparse)"
+    )
     train.add_arguments(sub.choices["train"])
     return parser
 
@@ -61,6 +73,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    """``train`` on the frame; an authors' glue-factory YAML also sets the frame's batch size, epochs, seed, logging
+    (command-line flags still win)."""
+    _, trainer = train.read_config(args)
+    defaults = {"run_dir": "runs/semaglue", "save_every": 1000, "log_every": 50, **trainer}
+    return train_handler(train.make_task, **defaults)(args)
+
+
+def _prepare_megadepth(args: argparse.Namespace) -> int:
+    for scene in args.scene:
+        path = megadepth.prepare_scene_info(args.root, scene, megadepth.MegaDepthConfig(), args.sparse_subdir)
+        print(f"wrote {path}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     payload = demo.run_demo(device=args.device, out=args.out)
     print(demo.format_table(payload))
@@ -75,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         "predict": _predict,
         "evaluate": _evaluate,
         "match-pairs": _match_pairs,
-        "train": train_handler(train.make_task, run_dir="runs/semaglue", save_every=1000, log_every=50),
+        "prepare-megadepth": _prepare_megadepth,
+        "train": _train,
     }
     return dispatch(PROG, args, handlers, user_errors=(FileNotFoundError, ValueError, CheckpointError))
