@@ -74,26 +74,27 @@ def feature_pyramid(fmap2: torch.Tensor, num_levels: int = 4) -> list[torch.Tens
 
 
 def _row_table(fmap2: torch.Tensor) -> torch.Tensor:
-    """``B×C×h×w`` -> ``B×(h·w + 1)×C``: one row per position, the extra last row (zero) for positions outside."""
-    return F.pad(fmap2.flatten(2), (0, 1)).transpose(1, 2)
+    """``B×C×h×w`` -> ``(B·(h·w + 1))×C``: one row per position and batch; each batch's extra last row (zero) stands
+    for positions outside ``fmap2``."""
+    return F.pad(fmap2.flatten(2), (0, 1)).transpose(1, 2).reshape(-1, fmap2.shape[1])
 
 
 def _window_rows(fmap2: torch.Tensor, corner: torch.Tensor, side: int, start: int, stop: int) -> torch.Tensor:
     """Rows ``B×P×side²`` of :func:`_row_table` for the windows of pixels ``[start, stop)`` (``corner`` ``B×2×HW``)."""
+    batch = fmap2.shape[0]
     height, width = fmap2.shape[-2:]
     offsets = torch.arange(side, device=fmap2.device)
     qx = corner[:, 0, start:stop, None, None] + offsets.view(side, 1)  # B×P×side(x)×side(y)
     qy = corner[:, 1, start:stop, None, None] + offsets.view(1, side)
     inside = (qx >= 0) & (qx < width) & (qy >= 0) & (qy < height)
-    return torch.where(inside, qy * width + qx, height * width).flatten(2)
+    rows = torch.where(inside, qy * width + qx, height * width)
+    first = torch.arange(batch, device=fmap2.device).view(batch, 1, 1, 1) * (height * width + 1)
+    return (rows + first).flatten(2)
 
 
 def _gather_rows(table: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """``table`` ``B×N×C``, ``rows`` ``B×P×K`` -> ``B×P×K×C``."""
-    batch, points, taps = rows.shape
-    return torch.gather(table, 1, rows.reshape(batch, points * taps, 1).expand(-1, -1, table.shape[2])).view(
-        batch, points, taps, -1
-    )
+    """``table`` ``N×C``, ``rows`` ``B×P×K`` -> ``B×P×K×C``."""
+    return table.index_select(0, rows.flatten()).view(*rows.shape, table.shape[1])
 
 
 def _chunks(fmap1: torch.Tensor, side: int) -> list[tuple[int, int]]:
@@ -111,12 +112,12 @@ class _WindowCorrelationTorch(torch.autograd.Function):
     ) -> torch.Tensor:
         batch, _, height, width = fmap1.shape
         corner = corner.flatten(2)
-        flat1 = fmap1.flatten(2).transpose(1, 2)  # B×HW×C
+        flat1 = fmap1.flatten(2).transpose(1, 2).contiguous()  # B×HW×C
         out = fmap1.new_empty(batch, height * width, side * side)
         table = _row_table(fmap2)
         for start, stop in _chunks(fmap1, side):
-            taps = _gather_rows(table, _window_rows(fmap2, corner, side, start, stop))
-            out[:, start:stop] = torch.einsum("bpkc,bpc->bpk", taps, flat1[:, start:stop]) * scale
+            taps = _gather_rows(table, _window_rows(fmap2, corner, side, start, stop))  # B×P×K×C
+            out[:, start:stop] = torch.matmul(taps, flat1[:, start:stop, :, None]).squeeze(-1) * scale
         ctx.save_for_backward(fmap1, fmap2, corner)
         ctx.side, ctx.scale = side, scale
         return out.transpose(1, 2).reshape(batch, side, side, height, width)
@@ -125,18 +126,19 @@ class _WindowCorrelationTorch(torch.autograd.Function):
     def backward(ctx, grad_out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None, None, None]:
         fmap1, fmap2, corner = ctx.saved_tensors
         side, scale = ctx.side, ctx.scale
-        channels = fmap1.shape[1]
-        flat1 = fmap1.flatten(2).transpose(1, 2)
+        batch, channels = fmap1.shape[:2]
+        flat1 = fmap1.flatten(2).transpose(1, 2).contiguous()
         grad = grad_out.flatten(3).flatten(1, 2).transpose(1, 2) * scale  # B×HW×side²
         grad_f1 = torch.empty_like(flat1)
         table = _row_table(fmap2)
         grad_table = torch.zeros_like(table)
         for start, stop in _chunks(fmap1, side):
             rows = _window_rows(fmap2, corner, side, start, stop)
-            grad_f1[:, start:stop] = torch.einsum("bpk,bpkc->bpc", grad[:, start:stop], _gather_rows(table, rows))
+            taps = _gather_rows(table, rows)
+            grad_f1[:, start:stop] = torch.matmul(grad[:, start:stop, None, :], taps).squeeze(-2)
             contrib = grad[:, start:stop, :, None] * flat1[:, start:stop, None, :]  # B×P×K×C
-            grad_table.scatter_add_(1, rows.flatten(1)[..., None].expand(-1, -1, channels), contrib.flatten(1, 2))
-        grad_f2 = grad_table[:, :-1].transpose(1, 2).reshape(fmap2.shape)
+            grad_table.index_add_(0, rows.flatten(), contrib.reshape(-1, channels))
+        grad_f2 = grad_table.view(batch, -1, channels)[:, :-1].transpose(1, 2).reshape(fmap2.shape)
         return grad_f1.transpose(1, 2).reshape(fmap1.shape), grad_f2, None, None, None
 
 
