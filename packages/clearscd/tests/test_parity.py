@@ -13,7 +13,7 @@ on the host, identical on every backend.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 import pytest
@@ -21,8 +21,10 @@ import torch
 
 from clearscd import SEGEvaluator, bcd_loss, bce_with_ignore, bscc_loss, dice_loss_binary, seg_ce
 from clearscd.config import ClearSCDConfig
+from clearscd.inference import IMPLS, Inference
 from clearscd.metrics import BCDEvaluator, SCDTestMetrics
 from clearscd.model import ChangeDetectionHead, ClearSCD
+from clearscd.model.fast import FastChangeDetectionHead, build_fast
 from clearscd.model.sacl import (
     enqueue_keys,
     global_similarity_loss,
@@ -83,13 +85,19 @@ def _full_model(case: Case) -> ClearSCD:
     return model.to(parity_device()).eval()
 
 
-def run_clearscd_full(case: Case) -> None:
+def run_clearscd_full(case: Case, impl: str = "reference") -> None:
+    """Both impls: the intermediates of the path itself (fast: BN-folded, both dates in one batch) and the outputs
+    of the inference entry point :class:`clearscd.inference.Inference`."""
     model = _full_model(case)
     imgs = case.tensor("imgs")
     with torch.no_grad():
-        mid = model.forward_intermediates(imgs)
-        out = model(imgs, test=True)
-    actual = {f"enc_A.{level}": mid["enc_A"][level] for level in range(1, 6)}
+        if impl == "reference":
+            mid = model.forward_intermediates(imgs)
+            actual = {f"enc_A.{level}": mid["enc_A"][level] for level in range(1, 6)}
+        else:
+            mid = build_fast(model).forward_intermediates(imgs)
+            actual = {f"enc_A.{level}": mid["enc"][level - 1][: imgs.shape[0]] for level in range(1, 6)}
+        out = Inference(model, impl)(imgs)
     actual.update({name: mid[name] for name in ("dec_A", "dec_B", "seglow_A", "seglow_B", "bcd_low")})
     actual.update({name: out[name] for name in ("seg_A", "seg_B", "BCD")})
     check_outputs(case, actual, required=("seg_A", "seg_B", "BCD"))
@@ -118,7 +126,9 @@ def _bscc_from_logits(pred: torch.Tensor, logits: torch.Tensor, near: torch.Tens
     return loss.detach(), grad
 
 
-def run_clearscd_full_train_losses(case: Case) -> None:
+def run_clearscd_full_train_losses(case: Case, impl: str = "reference") -> None:
+    """The losses exist only on the reference (training) path; with ``impl="fast"`` the case's eval-mode logits
+    are checked through the fast inference path as well."""
     model = _full_model(case)
     imgs = case.tensor("imgs")
     out = model(
@@ -126,7 +136,8 @@ def run_clearscd_full_train_losses(case: Case) -> None:
     )
     main = ("contrast_loss", "bscc_loss", "seg_A", "seg_B", "BCD")
     actual = {name: _scalar1(out[name]) for name in ("contrast_loss", "contrast_loss_local", "contrast_loss_global")}
-    actual.update({name: out[name] for name in ("seg_A", "seg_B", "BCD")})
+    logits = out if impl == "reference" else Inference(model, impl)(imgs)
+    actual.update({name: logits[name] for name in ("seg_A", "seg_B", "BCD")})
     losses = {"contrast_loss", "contrast_loss_local", "contrast_loss_global"}
     check_outputs(case, actual, required=main, tolerances={n: {"atol": LOSS_ATOL} for n in losses}, skip=("bscc_loss",))
     # bscc_loss: the change/no-change split round(sigmoid(bcd_low)). bcd_low is not in the case: produced values,
@@ -144,14 +155,17 @@ def run_clearscd_full_train_losses(case: Case) -> None:
     assert_close(_scalar1(out["bscc_loss"]), case.outputs["bscc_loss"], atol=LOSS_ATOL + allowance, name="bscc_loss")
 
 
-def run_cvaps_head(case: Case) -> None:
+def run_cvaps_head(case: Case, impl: str = "reference") -> None:
     head = ChangeDetectionHead(num_segclass=9, num_convs=3, upsampling=4, fusion="diff")
     head.load_state_dict(_weights(_weights_path(case)))
     head.to(parity_device()).eval()
     fused = torch.abs(case.tensor("logits_A_low") - case.tensor("logits_B_low"))
     assert_close(fused, case.inputs["x"], name="x")
     with torch.no_grad():
-        low, up = head(case.tensor("x"), with_bscc=True)
+        if impl == "reference":
+            low, up = head(case.tensor("x"), with_bscc=True)
+        else:
+            low, up = FastChangeDetectionHead(head)(case.tensor("x"))
     check_outputs(case, {"bcd_low": low, "BCD": up}, required=("BCD",))
 
 
@@ -265,7 +279,7 @@ def run_scd_test_metrics(case: Case) -> None:
             assert _float(result.summary[name]) == expected, f"{name}: {result.summary[name]} != {expected}"
 
 
-RUNNERS: dict[str, Callable[[Case], None]] = {
+RUNNERS: dict[str, Callable[..., None]] = {
     "clearscd_full": run_clearscd_full,
     "clearscd_full_train_losses": run_clearscd_full_train_losses,
     "cvaps_head": run_cvaps_head,
@@ -279,6 +293,28 @@ RUNNERS: dict[str, Callable[[Case], None]] = {
 }
 
 
-@pytest.mark.parametrize("path", case_params("clearscd"))
-def test_case(path) -> None:
-    run_case(path, RUNNERS)
+# Targets with a fast path (issue 18): their cases run through every impl; the others (losses, SACL, metrics) have
+# one implementation, shared by both paths.
+FAST_TARGETS = ("clearscd_full", "clearscd_full_train_losses", "cvaps_head")
+
+
+def runners(impl: str) -> dict[str, Callable[[Case], None]]:
+    """``RUNNERS`` with the model targets bound to ``impl``."""
+    return {name: partial(run, impl=impl) if name in FAST_TARGETS else run for name, run in RUNNERS.items()}
+
+
+def impl_case_params() -> list:
+    """(case, impl) pairs: every case with ``reference``, cases of FAST_TARGETS also with ``fast``."""
+    params = []
+    for param in case_params("clearscd"):
+        (path,) = param.values
+        name = getattr(path, "name", "")
+        for impl in IMPLS:
+            if impl == "reference" or name.split(".")[0] in FAST_TARGETS:
+                params.append(pytest.param(path, impl, id=f"{param.id}-{impl}", marks=param.marks))
+    return params
+
+
+@pytest.mark.parametrize(("path", "impl"), impl_case_params())
+def test_case(path, impl) -> None:
+    run_case(path, runners(impl))

@@ -11,6 +11,7 @@ import os
 
 from semcommon.checkpoint import CheckpointError
 from semcommon.cli import add_device_argument, dispatch, package_parser
+from semcommon.runtime import add_inference_arguments
 
 PROG = "clearscd"
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--size", type=_positive, default=128, help="synthetic image size (default: 128)")
     evaluate.add_argument("--batch-size", type=_positive, default=4)
     evaluate.add_argument("--out", default="runs/eval-clearscd", help="metrics.json + per_item.csv go here")
+    add_inference_arguments(evaluate)
 
     predict = sub.add_parser("predict", help="class maps and change map for your own image pairs (any size)")
     _model_arguments(predict)
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--tile", type=_tile, default=512, help="window size in pixels, >= 32 (default: 512)")
     predict.add_argument("--overlap", type=int, default=128, help="window overlap in pixels (default: 128)")
     predict.add_argument("--batch", type=_positive, default=4, help="windows per forward pass (default: 4)")
+    add_inference_arguments(predict)
 
     demo = sub.add_parser("demo", help="train on synthetic scenes, compare with post-classification comparison")
     demo.add_argument("--out", default="runs/demo-clearscd", help="demo.png + metrics.json (default: %(default)s)")
@@ -121,7 +124,10 @@ def _evaluate(args: argparse.Namespace) -> int:
             f"--checkpoint {args.checkpoint} predicts {model.config.num_segclass} classes but --dataset {args.dataset} "
             f"has {classes} (use a model trained for it, e.g. num_segclass {classes})"
         )
-    result = evaluate_model(model, dataset, device, batch_size=args.batch_size)
+    result = evaluate_model(
+        model, dataset, device, batch_size=args.batch_size, impl=args.impl, precision=args.precision,
+        compile=args.compile,
+    )  # fmt: skip
     print(format_table(result))
     info = {"checkpoint": args.checkpoint, "data": args.data, "list": args.list, "num_items": len(dataset)}
     paths = write_eval_outputs(args.out, result, info)
@@ -130,14 +136,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from clearscd.inference import Inference
     from clearscd.predict import PredictOptions, pair_files, predict_pair
     from semcommon.runtime import progress
 
     options = PredictOptions(tile=args.tile, overlap=args.overlap, batch=args.batch)
     pairs = pair_files(args.t1, args.t2)
     model, device = _load_model(args)
+    runner = Inference(model.eval(), args.impl, args.precision, args.compile)
     for path_A, path_B in progress(pairs, desc="pairs", total=len(pairs), enabled=len(pairs) > 1):
-        written = predict_pair(model, path_A, path_B, args.out, options, device)
+        written = predict_pair(runner, path_A, path_B, args.out, options, device)
         print(f"{path_A.name}: {', '.join(str(p) for p in written.values())}")
     return 0
 

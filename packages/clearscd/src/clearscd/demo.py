@@ -31,6 +31,7 @@ from clearscd.config import ClearSCDConfig
 from clearscd.data.common import class_colours
 from clearscd.data.synthetic import SyntheticSCD
 from clearscd.evaluate import SYNTHETIC_EVAL_SEED
+from clearscd.inference import Inference
 from clearscd.losses import seg_ce
 from clearscd.metrics import SCDTestMetrics
 from clearscd.model.clearscd import ClearSCD
@@ -114,9 +115,10 @@ def _train(recipe: DemoRecipe, baseline: bool, train_set: SyntheticSCD, device: 
 @torch.no_grad()
 def _predict(model: ClearSCD, test_set: SyntheticSCD, device: torch.device, pcc: bool) -> dict[str, np.ndarray]:
     preds: dict[str, list[np.ndarray]] = {"sem_A": [], "sem_B": [], "change": []}
+    runner = Inference(model.eval(), impl="fast")
     for batch in DataLoader(test_set, batch_size=8):
         imgs = torch.cat([batch["img_A"], batch["img_B"]], dim=1).to(device)
-        out = model(imgs, test=True)
+        out = runner(imgs)
         sem_A, sem_B = out["seg_A"].argmax(1), out["seg_B"].argmax(1)
         change = (sem_A != sem_B).long() if pcc else torch.sigmoid(out["BCD"][:, 0]).round().long()
         for key, value in (("sem_A", sem_A), ("sem_B", sem_B), ("change", change)):

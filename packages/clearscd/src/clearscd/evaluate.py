@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from clearscd.data import HiUCDDataset, LsSCDDataset, SyntheticSCD
 from clearscd.data.common import DataError
-from clearscd.inference import check_finite
+from clearscd.inference import Inference, check_finite
 from clearscd.metrics import RES_DICT_KEYS, SCDTestMetrics
 from clearscd.model.clearscd import ClearSCD
 from semcommon.runtime import progress
@@ -80,19 +80,25 @@ def evaluate_model(
     batch_size: int = 4,
     per_item: bool = True,
     show_progress: bool = True,
+    impl: str = "fast",
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> EvalResult:
-    """Run the model over ``dataset`` (items of equal size per batch) and aggregate the test.py metrics."""
+    """Run the model over ``dataset`` (items of equal size per batch) and aggregate the test.py metrics.
+
+    ``impl`` / ``precision`` / ``compile``: see :class:`clearscd.inference.Inference`."""
     num_classes = model.config.num_segclass
     kind = "Nanjing" if isinstance(dataset, LsSCDDataset) else "HiUCD"
     authors = SCDTestMetrics(num_classes, protocol="authors", dataset=kind)
     corrected = SCDTestMetrics(num_classes, protocol="corrected", dataset=kind)
     rows: list[dict[str, Any]] = []
     model.eval()
+    runner = Inference(model, impl, precision, compile)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=_collate)
     for batch in progress(loader, desc="evaluate", total=len(loader), enabled=show_progress):
         imgs = torch.cat([batch["img_A"], batch["img_B"]], dim=1).to(device)
         check_finite(imgs, f"inputs {batch['name'][0]}")
-        out = model(imgs, test=True)
+        out = runner(imgs)
         arrays = (
             batch["label_SGA"].numpy(),
             batch["label_SGB"].numpy(),

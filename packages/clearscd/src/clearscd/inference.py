@@ -8,9 +8,22 @@ import numpy as np
 import torch
 
 from clearscd.model.clearscd import ClearSCD, check_imgs
+from clearscd.model.fast import build_fast
 from semcommon.io import read_image
+from semcommon.runtime import PRECISIONS, autocast
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "check_finite", "images_to_input", "predict_maps", "read_rgb"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "IMPLS",
+    "Inference",
+    "check_finite",
+    "images_to_input",
+    "predict_maps",
+    "read_rgb",
+]
+
+IMPLS = ("fast", "reference")
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -47,16 +60,63 @@ def check_finite(imgs: torch.Tensor, name: str = "imgs") -> None:
         raise ValueError(f"{name} contains NaN or infinite values")
 
 
+class Inference:
+    """The inference entry point every command uses: ``Inference(model, impl, precision, compile)(imgs)`` →
+    {"seg_A", "seg_B" B×K×H×W, "BCD" B×1×H×W} float32 logits of a float B×6×H×W input (any H×W), eval semantics.
+
+    ``impl``: "fast" (default; :mod:`clearscd.model.fast`, equal to the reference within the parity tolerances) or
+    "reference" (``model(imgs, test=True)``, the authors' operations in their order; uses the model in its current
+    mode, so call ``model.eval()`` first). ``precision``: "fp32" (exact), "bf16"/"fp16" autocast (approximate).
+    ``compile``: ``torch.compile`` the network (approximate, opt-in). The fast module is built once here from the
+    model's current weights: build a new :class:`Inference` after changing them.
+    """
+
+    def __init__(self, model: ClearSCD, impl: str = "fast", precision: str = "fp32", compile: bool = False) -> None:
+        if impl not in IMPLS:
+            raise ValueError(f"--impl: unknown implementation {impl!r} (use one of {', '.join(IMPLS)})")
+        if precision not in PRECISIONS:
+            raise ValueError(f"--precision: unknown precision {precision!r} (use one of {', '.join(PRECISIONS)})")
+        self.model, self.impl, self.precision = model, impl, precision
+        self.config = model.config
+        if impl == "fast":
+            network: torch.nn.Module = build_fast(model)
+        else:
+            network = _Reference(model)
+        self.network = torch.compile(network) if compile else network
+
+    @torch.no_grad()
+    def __call__(self, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
+        with autocast(imgs.device, self.precision):
+            out = self.network(imgs)
+        return {k: v.float() for k, v in out.items() if v is not None}
+
+
+class _Reference(torch.nn.Module):
+    """``model(imgs, test=True)`` restricted to the three inference outputs."""
+
+    def __init__(self, model: ClearSCD) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
+        out = self.model(imgs, test=True)
+        return {"seg_A": out["seg_A"], "seg_B": out["seg_B"], "BCD": out["BCD"]}
+
+
 @torch.no_grad()
-def predict_maps(model: ClearSCD, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
+def predict_maps(
+    model: ClearSCD | Inference, imgs: torch.Tensor, impl: str = "fast", precision: str = "fp32"
+) -> dict[str, torch.Tensor]:
     """Run the model in inference mode on a float B×6×H×W tensor (any H×W; finite values).
 
-    Returns ``sem_A``/``sem_B`` = argmax classes B×H×W, ``change`` = round(sigmoid(BCD)) B×H×W (0/1), plus the raw
-    logits ``seg_A``, ``seg_B`` (B×K×H×W) and ``BCD`` (B×1×H×W).
+    ``model``: a :class:`ClearSCD` (run through ``Inference(model, impl, precision)``) or a ready
+    :class:`Inference`. Returns ``sem_A``/``sem_B`` = argmax classes B×H×W, ``change`` = round(sigmoid(BCD))
+    B×H×W (0/1), plus the raw logits ``seg_A``, ``seg_B`` (B×K×H×W) and ``BCD`` (B×1×H×W).
     """
     check_imgs(imgs)
     check_finite(imgs)
-    out = model(imgs, test=True)
+    runner = model if isinstance(model, Inference) else Inference(model, impl, precision)
+    out = runner(imgs)
     return {
         "sem_A": out["seg_A"].argmax(1),
         "sem_B": out["seg_B"].argmax(1),

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from clearscd.data.common import DataError, class_colours, read_window
-from clearscd.inference import images_to_input
+from clearscd.inference import IMPLS, Inference, images_to_input
 from clearscd.model.clearscd import ClearSCD
 from semcommon.io import ImageReadError, write_image
 from semcommon.runtime import progress
@@ -41,13 +41,17 @@ PROB_SCALE = 65535
 
 @dataclass
 class PredictOptions:
-    """``tile``/``overlap`` in pixels (tile a multiple of 32 is fastest), ``batch`` tiles per forward pass."""
+    """``tile``/``overlap`` in pixels (tile a multiple of 32 is fastest), ``batch`` tiles per forward pass;
+    ``impl``/``precision``/``compile`` as :class:`clearscd.inference.Inference`."""
 
     tile: int = 512
     overlap: int = 128
     batch: int = 4
     vis_max: int = 2048
     progress: bool = True
+    impl: str = "fast"
+    precision: str = "fp32"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.tile < 32:
@@ -56,6 +60,8 @@ class PredictOptions:
             raise ValueError(f"--overlap must be in [0, tile), got {self.overlap} for tile {self.tile}")
         if self.batch < 1:
             raise ValueError(f"--batch must be >= 1, got {self.batch}")
+        if self.impl not in IMPLS:
+            raise ValueError(f"--impl must be one of {', '.join(IMPLS)}, got {self.impl!r}")
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
@@ -177,14 +183,17 @@ class _Outputs:
 
 @torch.no_grad()
 def predict_pair(
-    model: ClearSCD,
+    model: ClearSCD | Inference,
     path_A: str | Path,
     path_B: str | Path,
     out_dir: str | Path,
     opts: PredictOptions | None = None,
     device: torch.device | str = "cpu",
 ) -> dict[str, Path]:
-    """Predict one scene pair and write its outputs (module docstring); returns the written paths."""
+    """Predict one scene pair and write its outputs (module docstring); returns the written paths.
+
+    ``model``: a :class:`ClearSCD` (run as ``Inference(model, opts.impl, opts.precision, opts.compile)``) or a ready
+    :class:`Inference` (build it once for many pairs)."""
     opts = opts or PredictOptions()
     path_A, path_B, out_dir = Path(path_A), Path(path_B), Path(out_dir)
     scene_A, scene_B = _Scene(path_A), _Scene(path_B)
@@ -195,8 +204,9 @@ def predict_pair(
     num_classes = model.config.num_segclass
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs = _Outputs(out_dir, path_A.stem, (height, width), path_A if path_A.suffix.lower() in _TIFF else None)
+    runner = model if isinstance(model, Inference) else Inference(model, opts.impl, opts.precision, opts.compile)
     try:
-        _run_windows(model, scene_A, scene_B, outputs.arrays, num_classes, opts, device)
+        _run_windows(runner, scene_A, scene_B, outputs.arrays, num_classes, opts, device)
         outputs.finish(_visualise(outputs.arrays, num_classes, opts.vis_max))
     except BaseException:
         outputs.discard()
@@ -205,7 +215,7 @@ def predict_pair(
 
 
 def _run_windows(
-    model: ClearSCD,
+    runner: Inference,
     scene_A: _Scene,
     scene_B: _Scene,
     arrays: dict[str, np.ndarray],
@@ -234,7 +244,7 @@ def _run_windows(
             chunk = xs[start : start + opts.batch]
             windows = [(y, y + tile_h, x, x + tile_w) for x in chunk]
             imgs = torch.cat([images_to_input(scene_A.window(w), scene_B.window(w)) for w in windows])
-            out = model(imgs.to(device), test=True)
+            out = runner(imgs.to(device))
             probs = torch.cat(
                 [out["seg_A"].softmax(1), out["seg_B"].softmax(1), torch.sigmoid(out["BCD"])], dim=1
             ).float()
