@@ -109,3 +109,7 @@ def test_demo_runs_at_a_tiny_setting(tmp_path) -> None:
         assert 0.0 <= metrics[side]["TC"] <= 1.0 and 0.0 <= metrics[side]["mIoU"] <= 1.0
     assert metrics["config"]["image_steps"] == 2 and metrics["seconds"] > 0
     assert (out / "demo.png").stat().st_size > 0
+    from ssp.checkpoint import load_pretrained
+    from ssp.model import SSPVideoModel
+
+    assert isinstance(load_pretrained(out / "ssp.pt"), SSPVideoModel)  # the trained SSP model, scored by the bench

@@ -9,6 +9,10 @@ error 0) are near-ties. Per-pixel outputs leave those pixels out (at most 20 %).
 out: the change each near-tie flip makes is computed by re-running the package function with that one decision moved
 to its other side, and the expected value must lie within the tolerance of the produced value plus the changes of
 some combination of flips (per-pixel terms add up); without near-ties that is the plain tolerance check.
+
+Every case runs through both implementations (issue 18): ``reference`` (the authors' eager operations) and ``fast``
+(the exact fast path, :func:`ssp.model.set_impl`), at the same tolerances. The loss and metric targets have no
+separate fast path; they run the same code under both ids.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from ssp.metrics import (
     temporal_consistency,
     temporal_consistency_forwardbackward,
 )
-from ssp.model import RAFT, ConstantSimBlock, ConvSimBlock, CosSimBlock, HieraUperNet, SSPVideoModel
+from ssp.model import RAFT, ConstantSimBlock, ConvSimBlock, CosSimBlock, HieraUperNet, SSPVideoModel, set_impl
 
 REDUCED_IMAGE = ImageModelConfig(
     hiera=HieraConfig(embed_dim=32, num_heads=1, stages=(1, 2, 5, 2), global_att_blocks=(5, 7)), upernet_channels=64
@@ -60,9 +64,12 @@ def _check(
     check_outputs(case, actual, required=required, default={"rtol": rtol}, skip=skip)
 
 
-def _module(module: torch.nn.Module, case: Case) -> torch.nn.Module:
+IMPLS = ("reference", "fast")
+
+
+def _module(module: torch.nn.Module, case: Case, impl: str) -> torch.nn.Module:
     module.load_state_dict(load_weights(case.weights_path))
-    return module.to(parity_device()).eval()
+    return set_impl(module.to(parity_device()).eval(), impl)
 
 
 # ------------------------------------------------------------------------------------------- near-ties
@@ -162,8 +169,8 @@ def _check_pixels(actual: torch.Tensor, case: Case, name: str, rtol: float, near
     )  # fmt: skip
 
 
-def run_image_model_reduced(case: Case) -> None:
-    model = _module(HieraUperNet(REDUCED_IMAGE), case)
+def run_image_model_reduced(case: Case, impl: str) -> None:
+    model = _module(HieraUperNet(REDUCED_IMAGE), case, impl)
     image = case.tensor("image")
     with torch.no_grad():
         feats = model.encoder(image)
@@ -174,8 +181,8 @@ def run_image_model_reduced(case: Case) -> None:
     _check(case, actual, 1e-4, required=("logits",))
 
 
-def run_sim_conv(case: Case) -> None:
-    block = _module(ConvSimBlock(embed_dim=case.inputs["featmap"].shape[1]), case)
+def run_sim_conv(case: Case, impl: str) -> None:
+    block = _module(ConvSimBlock(embed_dim=case.inputs["featmap"].shape[1]), case, impl)
     last, cur = case.tensor("last_featmap_warped"), case.tensor("featmap")
     size = tuple(int(v) for v in case.inputs["size"])
     with torch.no_grad():
@@ -187,12 +194,12 @@ def run_sim_conv(case: Case) -> None:
     _check(case, actual, 1e-5)
 
 
-def run_ssp_reduced(case: Case) -> None:
+def run_ssp_reduced(case: Case, impl: str) -> None:
     model = SSPVideoModel(VideoModelConfig(k_registrator_model=None), REDUCED_IMAGE, with_flow_model=False).eval()
     image_weights = load_weights(case.weights_path.with_name("image_model_reduced.weights.npz"))
     state = {f"base_model.{k}": v for k, v in image_weights.items()} | load_weights(case.weights_path)
     model.load_state_dict(state)
-    model.to(parity_device())
+    set_impl(model.to(parity_device()), impl)
     with torch.no_grad():
         result = model(case.tensor("frames"), case.tensor("last_frames"), homos=case.tensor("homos"))
     _check(case, result, 1e-4, required=("out",))
@@ -214,7 +221,7 @@ def _const_outputs(case: Case, flow: torch.Tensor) -> dict[str, torch.Tensor]:
     }
 
 
-def run_const_loss(case: Case) -> None:
+def run_const_loss(case: Case, impl: str) -> None:
     flow = case.tensor("flow")
     actual = _const_outputs(case, flow)
     behind_warp = ("const_loss", "occlusion_mask", "warped_last_out", "ssp_total_loss")
@@ -245,7 +252,7 @@ def _kd_outputs(case: Case, f_a: torch.Tensor, f_b: torch.Tensor) -> dict[str, t
     }
 
 
-def run_kd_loss(case: Case) -> None:
+def run_kd_loss(case: Case, impl: str) -> None:
     f_a, f_b = case.tensor("flow_last2current"), case.tensor("flow_current2last")
     actual = _kd_outputs(case, f_a, f_b)
     scalars = ("kl_current", "kl_last", "kd_seg_loss")
@@ -285,7 +292,7 @@ def _tc_values(case: Case, forward: list[torch.Tensor], pairs: list[torch.Tensor
     }
 
 
-def run_metrics(case: Case) -> None:
+def run_metrics(case: Case, impl: str) -> None:
     t = case.tensor
     n = int(case.meta["n_classes"])
     flows = [f[None] for f in t("video_flows")]
@@ -317,8 +324,8 @@ def run_metrics(case: Case) -> None:
         _check_scalar(actual[name], case, name, METRIC_ATOL, _flip_changes(actual, variants, name))
 
 
-def run_raft(case: Case) -> None:
-    model = _module(RAFT(), case)
+def run_raft(case: Case, impl: str, max_corr_mib: float = 1024.0) -> None:
+    model = _module(RAFT(max_corr_mib=max_corr_mib), case, impl)
     iters = int(case.meta["iters"])
     with torch.no_grad():
         flow_low, flow_up = model(case.tensor("image1"), case.tensor("image2"), iters=iters, test_mode=True)
@@ -327,7 +334,7 @@ def run_raft(case: Case) -> None:
     _check(case, actual, 1e-4, required=("flow_low", "flow_up"))
 
 
-RUNNERS: dict[str, Callable[[Case], None]] = {
+RUNNERS: dict[str, Callable[[Case, str], None]] = {
     "image_model_reduced": run_image_model_reduced,
     "sim_conv": run_sim_conv,
     "ssp_reduced": run_ssp_reduced,
@@ -338,6 +345,18 @@ RUNNERS: dict[str, Callable[[Case], None]] = {
 }
 
 
+def runners(impl: str) -> dict[str, Callable[[Case], None]]:
+    """The runners with ``impl`` bound."""
+    return {target: (lambda case, run=run: run(case, impl)) for target, run in RUNNERS.items()}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("path", case_params("ssp"))
-def test_case(path) -> None:
-    run_case(path, RUNNERS)
+def test_case(path, impl) -> None:
+    run_case(path, runners(impl))
+
+
+@pytest.mark.parametrize("path", case_params("ssp", "raft"))
+def test_raft_windowed_lookup(path) -> None:
+    """The fast path's lookup without the all-pairs volume (what 4K inputs use), forced on the fixture."""
+    run_case(path, {"raft": lambda case: run_raft(case, "fast", max_corr_mib=0.0)})

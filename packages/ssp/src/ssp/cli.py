@@ -1,4 +1,4 @@
-"""Command-line interface: ``ssp {train,save-logits,evaluate,predict,demo,synthetic,prepare-uavid,prepare-ruralscapes}``."""
+"""Command-line interface: ``ssp {train,save-logits,evaluate,predict,export,demo,synthetic,prepare-uavid,prepare-ruralscapes}``."""
 
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import numpy as np
 
 from semcommon.checkpoint import CheckpointError
 from semcommon.cli import add_device_argument, dispatch, package_parser
+from semcommon.runtime import add_inference_arguments
 from semcommon.training import add_train_arguments
 from ssp.model.ssp import SSPVideoModel
 from ssp.predict import REGISTRATIONS
 
 if TYPE_CHECKING:
+    import torch
+
     from ssp.train import SSPTrainTask
 
 PROG = "ssp"
@@ -29,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
         custom=("predict", "evaluate", "train", "demo"),
     )
     demo = sub.add_parser("demo", help="train SSP and the per-frame baseline on synthetic UAV video (CPU, ~2 min)")
-    demo.add_argument("--out", default="runs/demo-ssp", help="output folder: metrics.json, demo.png")
+    demo.add_argument(
+        "--out", default="runs/demo-ssp", help="output folder: metrics.json, demo.png, ssp.pt (the trained SSP model)"
+    )
     demo.add_argument("--image-steps", type=int, help="stage-1 steps (default: the demo recipe's)")
     demo.add_argument("--video-steps", type=int, help="stage-2 (SSP) steps (default: the demo recipe's)")
     demo.add_argument("--train-clips", type=int, help="synthetic training clips (default: the demo recipe's)")
@@ -63,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--raft-weights", help="RAFT 'things' weights for the TC flow (default: the checkpoint's)")
     evaluate.add_argument("--out", help="output folder (default: <checkpoint folder>/eval_<split>)")
     add_device_argument(evaluate)
+    add_inference_arguments(evaluate)
     predict = sub.add_parser(
         "predict",
         help="segment a video, a folder of frames or an image (SSP: fused output carried forward)",
@@ -78,7 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
                          help="inference size, multiples of 32 (default: the authors' 736 1280)")  # fmt: skip
     predict.add_argument("--preview-fps", type=float, default=10.0, help="frame rate of preview.mp4")
     predict.add_argument("--no-preview", action="store_true", help="skip preview.mp4")
+    add_inference_arguments(predict)
     add_device_argument(predict)
+    export = sub.add_parser(
+        "export", help="write the segmenter (Hiera + UperNet) or RAFT as ONNX (dynamic batch and image size)"
+    )
+    export.add_argument("--format", required=True, choices=["onnx"], help="graph format (onnx)")
+    export.add_argument("--checkpoint", required=True, help="SSP video, image-model or RAFT checkpoint")
+    export.add_argument("--out", required=True, help="new .onnx file")
+    export.add_argument("--model", default="segmenter", choices=["segmenter", "raft"],
+                        help="segmenter (image model; default) or raft (the checkpoint's RAFT)")  # fmt: skip
+    export.add_argument("--size", type=int, nargs=2, default=[736, 1280], metavar=("H", "W"),
+                        help="trace size (the graph accepts any size; default 736 1280)")  # fmt: skip
+    export.add_argument("--iters", type=int, default=20, help="RAFT iterations, fixed in the graph (default 20)")
+    export.add_argument("--check", action="store_true", help="compare the graph with PyTorch in onnxruntime")
+    add_device_argument(export)
     uavid = sub.add_parser("prepare-uavid", help="UAVid videos + official/VDD labels -> the prepared clip layout")
     uavid.add_argument("source", help="folder of sequences: <seq>/images.mp4, <seq>/Labels/<NNNNNN>.png")
     uavid.add_argument("out", help="new output folder (the dataset root)")
@@ -179,6 +199,15 @@ def _write_atomic_png(path: Path, array: np.ndarray) -> None:
     os.replace(tmp, path)
 
 
+def _speed_options(model: torch.nn.Module, args: argparse.Namespace) -> None:
+    """``--impl`` on every submodule, ``--compile`` on the networks (approximate, opt-in)."""
+    from ssp.model import compile_networks, set_impl
+
+    set_impl(model, args.impl)
+    if args.compile:
+        compile_networks(model)
+
+
 def _predict(args: argparse.Namespace) -> int:
     from ssp.predict import VideoPredictor, make_registrator, predict_pair, predict_video
 
@@ -188,13 +217,15 @@ def _predict(args: argparse.Namespace) -> int:
         if not isinstance(model, SSPVideoModel):
             raise CheckpointError(f"{checkpoint}: the pair form needs an SSP video checkpoint")
         registrator = make_registrator(args.registration, model, args.registration_weights)
-        result = predict_pair(model, last_frame, frame, registrator, size=tuple(args.size))
+        _speed_options(model, args)
+        result = predict_pair(model, last_frame, frame, registrator, size=tuple(args.size), precision=args.precision)
         _write_atomic_png(Path(args.out), (result["pred"].cpu().numpy() + 1).astype(np.uint8))
         print(f"wrote {args.out}; homography {result['homography'].numpy().round(3).tolist()}")
         return 0
     model = _load_segmenter(args.checkpoint, args.device)
     registrator = make_registrator(args.registration, model, args.registration_weights)
-    predictor = VideoPredictor(model, registrator, size=tuple(args.size))
+    _speed_options(model, args)
+    predictor = VideoPredictor(model, registrator, size=tuple(args.size), impl=args.impl, precision=args.precision)
     n_classes = model.base_model.config.n_classes if isinstance(model, SSPVideoModel) else model.config.n_classes
     summary = predict_video(predictor, args.inputs[0], args.out, _class_colors(n_classes),
                             preview=not args.no_preview, fps=args.preview_fps)  # fmt: skip
@@ -221,11 +252,51 @@ def _evaluate(args: argparse.Namespace) -> int:
         elif getattr(model, "flow_model", None) is not None:
             raft = model.flow_model
             print("TC flow: the checkpoint's RAFT weights (flow_model.*)")
-    result = evaluate_model(model, source, size, registration, flow, raft)
+    _speed_options(model, args)
+    if raft is not None and raft is not getattr(model, "flow_model", None):
+        _speed_options(raft, args)
+    result = evaluate_model(model, source, size, registration, flow, raft, precision=args.precision)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / f"eval_{args.split}"
     write_results(result, out, {"checkpoint": str(args.checkpoint), "data": args.data, "split": args.split})
     print(format_table(result["metrics"]))
     print(f"wrote {out / 'metrics.json'}, per_frame.csv, per_clip.csv")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    import torch
+
+    from ssp.checkpoint import load_pretrained
+    from ssp.export import export_raft, export_segmenter
+
+    out = Path(args.out)
+    if out.exists():
+        raise ValueError(f"--out {out}: exists (choose a new file)")
+    if out.suffix.lower() != ".onnx":
+        raise ValueError(f"--out {out}: expected a .onnx file name")
+    from semcommon.runtime import resolve_device
+
+    model = load_pretrained(args.checkpoint).to(resolve_device(args.device))
+    size = tuple(args.size)
+    if args.model == "raft":
+        export_raft(model, out, size, iters=args.iters)
+    else:
+        export_segmenter(model, out, size)
+    message = f"wrote {out} ({args.model}, traced at {size[0]}x{size[1]}, dynamic batch/height/width)"
+    if args.check:
+        from semcommon.export import check_onnx
+        from ssp.export import RaftGraph, segmenter_of
+
+        example = torch.randn(1, 3, *size, generator=torch.Generator().manual_seed(0))
+        if args.model == "raft":
+            graph = RaftGraph(model.flow_model if isinstance(model, SSPVideoModel) else model, args.iters)
+            inputs = (example, example.roll(3, dims=-1))
+        else:
+            graph, inputs = segmenter_of(model), (example,)
+        device = next(graph.parameters()).device
+        diff = check_onnx(out, graph, tuple(x.to(device) for x in inputs), atol=1e-4)
+        message += f"; onnxruntime vs PyTorch max abs diff {diff:.2e}"
+    print(message)
     return 0
 
 
@@ -300,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": _evaluate,
         "train": _train,
         "save-logits": _save_logits,
+        "export": _export,
         "prepare-uavid": _prepare_uavid,
         "synthetic": _synthetic,
         "prepare-ruralscapes": _prepare_ruralscapes,

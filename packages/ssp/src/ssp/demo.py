@@ -122,7 +122,9 @@ def _figure(source: SyntheticClips, predictions: dict[str, dict], path: Path) ->
 
 def run_demo(device: str = "cpu", out: str | Path = "runs/demo-ssp", config: DemoConfig | None = None,
              verbose: bool = True) -> dict[str, object]:  # fmt: skip
-    """Train SSP and the per-frame baseline, evaluate both, write ``demo.png`` and ``metrics.json`` into ``out``."""
+    """Train SSP and the per-frame baseline, evaluate both, write ``demo.png``, ``metrics.json`` and the trained SSP
+    model ``ssp.pt`` (our checkpoint format; ``bench/bench_speed.py --accuracy`` scores the approximate modes with
+    it) into ``out``."""
     demo = config or DemoConfig()
     start, cpu_start = time.perf_counter(), time.process_time()
     log = print if verbose else (lambda *a, **k: None)
@@ -177,6 +179,11 @@ def run_demo(device: str = "cpu", out: str | Path = "runs/demo-ssp", config: Dem
         },
         "seconds": round(seconds, 1),
     }
+    from semcommon.checkpoint import save_checkpoint
+    from semcommon.training import to_plain
+
+    save_checkpoint({"model": video_model.state_dict(), "config": to_plain(video_task.config),
+                     "step": demo.video_steps}, out / "ssp.pt")  # fmt: skip
     tmp = out / ".metrics.json.partial"
     tmp.write_text(json.dumps(payload, indent=1) + "\n")
     os.replace(tmp, out / "metrics.json")

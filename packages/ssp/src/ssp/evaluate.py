@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from semcommon.runtime import progress
+from semcommon.runtime import autocast, progress
 from ssp.data.clips import ClipSource
 from ssp.data.datasets import ClipDataset
 from ssp.geometry import flow_from_homography
@@ -58,16 +58,18 @@ def homography_flow_fn(
 
 
 def _predict_clip(
-    model: nn.Module, clip: dict, registration: str, size: tuple[int, int], device: torch.device
+    model: nn.Module, clip: dict, registration: str, size: tuple[int, int], device: torch.device, precision: str
 ) -> tuple[torch.Tensor, int]:
     """Predictions ``T×H×W`` of one clip and the number of failed registrations."""
+    impl = getattr(model, "impl", "fast")
     if isinstance(model, SSPVideoModel) and registration == "given":
         if clip["homos"] is None:
             raise ValueError("--registration given: the data has no known homographies (only synthetic data has)")
-        preds, _ = model.infer_video(clip["frames"].to(device), homos=clip["homos"].to(device))
-        return preds.cpu(), 0
+        with autocast(device, precision):
+            _, logits = model.infer_video(clip["frames"].to(device), homos=clip["homos"].to(device))
+        return logits.float().argmax(dim=1).cpu(), 0
     registrator = make_registrator("identity" if registration == "given" else registration, model)
-    predictor = VideoPredictor(model, registrator, size)
+    predictor = VideoPredictor(model, registrator, size, impl=impl, precision=precision)
     preds = [predictor.step(image).argmax(0).cpu() for image in clip["images"]]
     return torch.stack(preds), predictor.failures
 
@@ -82,10 +84,13 @@ def evaluate_model(
     raft: nn.Module | None = None,
     keep_predictions: bool = False,
     show_progress: bool = True,
+    precision: str = "fp32",
 ) -> dict[str, object]:
     """Metrics of ``model`` (SSP or image model) on every clip of ``source``.
 
     ``flow``: ``raft`` (``raft`` module, 20 iterations), ``homography`` (known homographies) or ``none`` (no TC).
+    The implementation is the model's own (:func:`ssp.model.set_impl`, default fast); ``precision`` bf16/fp16
+    runs the segmentation network under autocast (approximate; RAFT for TC stays float32).
     Returns ``{"metrics": {...}, "frames": [per labelled frame rows], "clips": [per clip rows],
     "predictions": {clip: T×H×W} (if ``keep_predictions``)}``.
     """
@@ -103,7 +108,7 @@ def evaluate_model(
     failures_total, tc_scores, fb_scores = 0, [], []
     for i in progress(range(len(dataset)), desc="ssp evaluate", total=len(dataset), enabled=show_progress):
         clip = dataset[i]
-        preds, failures = _predict_clip(model, clip, registration, size, device)
+        preds, failures = _predict_clip(model, clip, registration, size, device, precision)
         failures_total += failures
         labelled = clip["labelled"].nonzero()[:, 0].tolist()
         for t in labelled:

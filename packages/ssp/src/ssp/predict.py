@@ -87,13 +87,15 @@ def predict_pair(
     path: str | Path,
     registrator: nn.Module | None = None,
     size: tuple[int, int] = (736, 1280),
+    precision: str = "fp32",
 ) -> dict[str, torch.Tensor]:
     """Segment ``path`` with SSP, propagating from ``last_path`` (previous frame of the same size).
 
     Both frames are resized to the inference ``size`` (multiples of 32); the fused logits are resized back to the
     input's size before the argmax. ``registrator``: an :class:`OpenCVRegistrator` (default: SIFT), or any module
     mapping (last_frames, frames) -> ``B×3×3``. Returns ``pred`` ``H×W`` and ``logits`` ``n×H×W`` at the input size,
-    ``homography`` ``3×3`` (previous -> current pixels, at the inference size).
+    ``homography`` ``3×3`` (previous -> current pixels, at the inference size). ``precision`` bf16/fp16: the
+    network under autocast (approximate); the implementation is the model's (:func:`ssp.model.set_impl`).
     """
     if size[0] % 32 or size[1] % 32:
         raise ValueError(f"size: height and width must be multiples of 32, got {size}")
@@ -111,9 +113,12 @@ def predict_pair(
         homography = torch.from_numpy(registrator.estimate(last_image, image)).float()[None]
     else:
         homography = registrator(last_frame, frame).float()
+    from semcommon.runtime import autocast
+
     device = next(model.parameters()).device
-    _, logits = model.infer_video(torch.cat([last_frame, frame]).to(device), homos=homography.to(device))
-    logits = logits_to_size(logits[1:], original.shape[:2])[0]
+    with autocast(device, precision):
+        _, logits = model.infer_video(torch.cat([last_frame, frame]).to(device), homos=homography.to(device))
+    logits = logits_to_size(logits[1:].float(), original.shape[:2])[0]
     return {"pred": logits.argmax(dim=0), "logits": logits, "homography": homography[0]}
 
 
@@ -145,9 +150,22 @@ def make_registrator(name: str, model: nn.Module, weights: str | Path | None = N
 
 
 class VideoPredictor:
-    """Frame-by-frame segmentation with an SSP video model (recurrent fusion) or an image model (per frame)."""
+    """Frame-by-frame segmentation with an SSP video model (recurrent fusion) or an image model (per frame).
 
-    def __init__(self, model: nn.Module, registrator: nn.Module | None = None, size: tuple[int, int] = (736, 1280)):
+    ``impl`` "fast" (default): the model's exact fast path (:func:`ssp.model.set_impl`) and every frame described
+    once for registration (OpenCV keypoints or DISK features of frame t are kept and matched again at t+1; the
+    reference describes both frames of every pair, as the authors' registrator does). ``precision`` bf16/fp16
+    runs the network under autocast (approximate).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        registrator: nn.Module | None = None,
+        size: tuple[int, int] = (736, 1280),
+        impl: str = "fast",
+        precision: str = "fp32",
+    ):
         if size[0] % 32 or size[1] % 32 or min(size) < 32:
             raise ValueError(f"--size: height and width must be positive multiples of 32, got {list(size)}")
         from ssp.model.image_model import HieraUperNet
@@ -156,10 +174,15 @@ class VideoPredictor:
             raise CheckpointError(
                 f"not a segmentation checkpoint ({type(model).__name__}); expected SSP or image model"
             )
-        self.model, self.size = model.eval(), tuple(size)
-        self.registrator = registrator if registrator is not None else OpenCVRegistrator("akaze")
+        from semcommon.runtime import autocast
+        from ssp.model import set_impl
+
+        self.model, self.size, self.impl = set_impl(model.eval(), impl), tuple(size), impl
         self.device = next(model.parameters()).device
+        self.autocast = lambda: autocast(self.device, precision)
+        self.registrator = registrator if registrator is not None else OpenCVRegistrator("akaze")
         self.state: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.last_described: object | None = None
         self.last_image: np.ndarray | None = None
         self.last_frame: torch.Tensor | None = None
         self.registered = 0
@@ -169,7 +192,21 @@ class VideoPredictor:
         """Frames whose registration failed (identity used instead)."""
         return int(getattr(self.registrator, "failures", 0))
 
-    def _homography(self, image: np.ndarray, frame: torch.Tensor) -> torch.Tensor:
+    def _describe(self, image: np.ndarray, frame: torch.Tensor) -> object | None:
+        """The registration features of a frame (fast path), None where the registrator has none."""
+        if self.impl == "reference" or not isinstance(self.model, SSPVideoModel):
+            return None
+        if isinstance(self.registrator, OpenCVRegistrator):
+            return self.registrator.describe(image)
+        if isinstance(self.registrator, LearnedRegistrator):
+            return self.registrator.describe(frame)[0]
+        return None
+
+    def _homography(self, image: np.ndarray, frame: torch.Tensor, described: object | None) -> torch.Tensor:
+        if described is not None and self.last_described is not None:
+            if isinstance(self.registrator, OpenCVRegistrator):
+                return torch.from_numpy(self.registrator.match(self.last_described, described)).float()[None]
+            return self.registrator.match(self.last_described, described, tuple(frame.shape[-2:])).float().cpu()[None]
         if isinstance(self.registrator, OpenCVRegistrator):
             return torch.from_numpy(self.registrator.estimate(self.last_image, image)).float()[None]
         return self.registrator(self.last_frame, frame).float().cpu()
@@ -179,16 +216,19 @@ class VideoPredictor:
         """uint8 RGB ``H×W×3`` -> fused logits ``n×H×W`` at the frame's own size."""
         resized = resize_frame(image, self.size)
         frame = normalize(resized).to(self.device)
-        if isinstance(self.model, SSPVideoModel):
-            homography = None
-            if self.state is not None:
-                homography = self._homography(resized, frame).to(self.device)
-                self.registered += 1
-            logits, self.state = self.model.propagate(frame, self.state, homography)
-        else:
-            logits = self.model(frame)
-        self.last_image, self.last_frame = resized, frame
-        return logits_to_size(logits, image.shape[:2])[0]
+        described = self._describe(resized, frame)
+        video = isinstance(self.model, SSPVideoModel)
+        homography = None
+        if video and self.state is not None:
+            homography = self._homography(resized, frame, described).to(self.device)
+            self.registered += 1
+        with self.autocast():
+            if video:
+                logits, self.state = self.model.propagate(frame, self.state, homography)
+            else:
+                logits = self.model(frame)
+        self.last_image, self.last_frame, self.last_described = resized, frame, described
+        return logits_to_size(logits.float(), image.shape[:2])[0]
 
 
 def iter_frames(source: str | Path) -> tuple[list[str] | None, object]:

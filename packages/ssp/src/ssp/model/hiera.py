@@ -150,6 +150,8 @@ class Hiera(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, cfg.embed_dim, *cfg.window_pos_embed_bkg_spatial_size))
         self.pos_embed_window = nn.Parameter(torch.zeros(1, cfg.embed_dim, cfg.window_spec[0], cfg.window_spec[0]))
         self.blocks = nn.ModuleList()
+        self.impl = "fast"
+        self._pos_cache: tuple[tuple, torch.Tensor] | None = None
         dim, heads, stage = cfg.embed_dim, cfg.num_heads, 0
         for index in range(sum(cfg.stages)):
             # the window is read before the stage counter advances: a stage's first block keeps the previous window
@@ -162,7 +164,20 @@ class Hiera(nn.Module):
             dim = dim_out
 
     def position_embedding(self, height: int, width: int) -> torch.Tensor:
-        """Bicubic-resized background embedding plus the tiled window embedding, ``1×h×w×C``."""
+        """Bicubic-resized background embedding plus the tiled window embedding, ``1×h×w×C``.
+
+        With ``impl`` "fast" and autograd off, the embedding is kept for the next call of the same size (frames of
+        a video) until either parameter changes (its version counter) — the same values, computed once.
+        """
+        if self.impl == "reference" or torch.is_grad_enabled():
+            return self._position_embedding(height, width)
+        key = (height, width, self.pos_embed.device, self.pos_embed.dtype, self.pos_embed._version,
+               self.pos_embed_window._version, torch.is_inference_mode_enabled())  # fmt: skip
+        if self._pos_cache is None or self._pos_cache[0] != key:
+            self._pos_cache = (key, self._position_embedding(height, width))
+        return self._pos_cache[1]
+
+    def _position_embedding(self, height: int, width: int) -> torch.Tensor:
         pos = F.interpolate(self.pos_embed, size=(height, width), mode="bicubic", align_corners=False)
         window = self.pos_embed_window
         tiles = [a // b for a, b in zip(pos.shape, window.shape, strict=True)]

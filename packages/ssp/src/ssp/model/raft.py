@@ -11,10 +11,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semcommon.kernels import corr_lookup, corr_pyramid
+from semcommon.kernels import corr_lookup, corr_lookup_windowed, corr_pyramid, feature_pyramid
 from ssp.config import RaftConfig
+from ssp.model.upernet import folded_conv_bn
 
 __all__ = ["RAFT", "BasicEncoder", "BasicUpdateBlock"]
+
+
+def _conv_norm(conv: nn.Conv2d, norm: nn.Module, x: torch.Tensor, impl: str) -> torch.Tensor:
+    """``norm(conv(x))``; with ``impl`` "fast" an eval-mode BatchNorm is folded into the convolution."""
+    if impl == "reference" or not isinstance(norm, nn.BatchNorm2d) or norm.training:
+        return norm(conv(x))
+    weight, bias = folded_conv_bn(conv, norm)
+    return F.conv2d(x, weight, bias, stride=conv.stride, padding=conv.padding)
 
 
 def _norm(kind: str, channels: int) -> nn.Module:
@@ -39,12 +48,13 @@ class ResidualBlock(nn.Module):
         if stride != 1:
             self.norm3 = _norm(norm_fn, planes)
             self.downsample = nn.Sequential(nn.Conv2d(in_planes, planes, 1, stride=stride), self.norm3)
+        self.impl = "fast"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.relu(self.norm1(self.conv1(x)))
-        y = self.relu(self.norm2(self.conv2(y)))
+        y = self.relu(_conv_norm(self.conv1, self.norm1, x, self.impl))
+        y = self.relu(_conv_norm(self.conv2, self.norm2, y, self.impl))
         if self.downsample is not None:
-            x = self.downsample(x)
+            x = _conv_norm(self.downsample[0], self.downsample[1], x, self.impl)
         return self.relu(x + y)
 
 
@@ -60,13 +70,14 @@ class BasicEncoder(nn.Module):
         self.layer2 = self._layer(64, 96, norm_fn, 2)
         self.layer3 = self._layer(96, 128, norm_fn, 2)
         self.conv2 = nn.Conv2d(128, output_dim, kernel_size=1)
+        self.impl = "fast"
 
     @staticmethod
     def _layer(in_dim: int, dim: int, norm_fn: str, stride: int) -> nn.Sequential:
         return nn.Sequential(ResidualBlock(in_dim, dim, norm_fn, stride), ResidualBlock(dim, dim, norm_fn, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu1(self.norm1(self.conv1(x)))
+        x = self.relu1(_conv_norm(self.conv1, self.norm1, x, self.impl))
         return self.conv2(self.layer3(self.layer2(self.layer1(x))))
 
 
@@ -101,12 +112,18 @@ class SepConvGRU(nn.Module):
         self.convz2 = nn.Conv2d(both, hidden_dim, (5, 1), padding=(2, 0))
         self.convr2 = nn.Conv2d(both, hidden_dim, (5, 1), padding=(2, 0))
         self.convq2 = nn.Conv2d(both, hidden_dim, (5, 1), padding=(2, 0))
+        self.impl = "fast"
 
-    @staticmethod
-    def _step(h: torch.Tensor, x: torch.Tensor, convz: nn.Module, convr: nn.Module, convq: nn.Module) -> torch.Tensor:
+    def _step(
+        self, h: torch.Tensor, x: torch.Tensor, convz: nn.Conv2d, convr: nn.Conv2d, convq: nn.Conv2d
+    ) -> torch.Tensor:
         hx = torch.cat([h, x], dim=1)
-        z = torch.sigmoid(convz(hx))
-        r = torch.sigmoid(convr(hx))
+        if self.impl == "reference":
+            z = torch.sigmoid(convz(hx))
+            r = torch.sigmoid(convr(hx))
+        else:  # one convolution for both gates (same input), split afterwards
+            weight, bias = torch.cat([convz.weight, convr.weight]), torch.cat([convz.bias, convr.bias])
+            z, r = torch.sigmoid(F.conv2d(hx, weight, bias, padding=convz.padding)).chunk(2, dim=1)
         q = torch.tanh(convq(torch.cat([r * h, x], dim=1)))
         return (1 - z) * h + z * q
 
@@ -139,11 +156,12 @@ class BasicUpdateBlock(nn.Module):
         self.mask = nn.Sequential(nn.Conv2d(128, 256, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(256, 64 * 9, 1))
 
     def forward(
-        self, net: torch.Tensor, inp: torch.Tensor, corr: torch.Tensor, flow: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        self, net: torch.Tensor, inp: torch.Tensor, corr: torch.Tensor, flow: torch.Tensor, with_mask: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(new hidden state, upsampling mask ``B×576×h×w`` or None when ``with_mask`` is False, flow update)."""
         motion = self.encoder(flow, corr)
         net = self.gru(net, torch.cat([inp, motion], dim=1))
-        return net, 0.25 * self.mask(net), self.flow_head(net)
+        return net, 0.25 * self.mask(net) if with_mask else None, self.flow_head(net)
 
 
 def coords_grid(batch: int, height: int, width: int, device: torch.device) -> torch.Tensor:
@@ -162,10 +180,19 @@ def upsample_flow(flow: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 class RAFT(nn.Module):
-    """RAFT: ``fnet`` (instance norm), ``cnet`` (batch norm), ``update_block``."""
+    """RAFT: ``fnet`` (instance norm), ``cnet`` (batch norm), ``update_block``.
 
-    def __init__(self, config: RaftConfig | None = None) -> None:
+    ``impl`` "fast" (exact within float32 rounding; see :func:`ssp.model.set_impl`): in ``test_mode`` the
+    convex-upsampling mask and the upsampled flow are computed for the last iteration only (the others are
+    discarded), eval-mode BN is folded into the convolutions, the GRU's z/r gates run as one convolution, and
+    when the all-pairs correlation volume would exceed ``max_corr_mib`` the lookup correlates each window on the
+    fly from the pooled ``fmap2`` pyramid (memory O(HW) instead of O(H²W²)). "reference": the authors' order.
+    """
+
+    def __init__(self, config: RaftConfig | None = None, max_corr_mib: float = 1024.0) -> None:
         super().__init__()
+        self.impl = "fast"
+        self.max_corr_mib = max_corr_mib
         self.config = config or RaftConfig()
         cfg = self.config
         self.hidden_dim, self.context_dim = cfg.hidden_dim, cfg.context_dim
@@ -188,22 +215,40 @@ class RAFT(nn.Module):
             raise ValueError(
                 f"RAFT: image height and width must be >= 128 (H/8, W/8 >= 16), got {tuple(image1.shape[-2:])}"
             )
-        batch = image1.shape[0]
+        batch, fast = image1.shape[0], self.impl != "reference"
         fmaps = self.fnet(torch.cat([image1, image2], dim=0)).float()
-        pyramid = corr_pyramid(fmaps[:batch], fmaps[batch:], num_levels=self.config.corr_levels)
+        levels, radius = self.config.corr_levels, self.config.corr_radius
+        if fast and self.corr_volume_mib(image1.shape) > self.max_corr_mib:
+            fmap1, fmap2_pyramid = fmaps[:batch], feature_pyramid(fmaps[batch:], num_levels=levels)
+
+            def lookup(coords: torch.Tensor) -> torch.Tensor:
+                return corr_lookup_windowed(fmap1, fmap2_pyramid, coords, radius=radius)
+        else:
+            pyramid = corr_pyramid(fmaps[:batch], fmaps[batch:], num_levels=levels)
+
+            def lookup(coords: torch.Tensor) -> torch.Tensor:
+                return corr_lookup(pyramid, coords, radius=radius)
+
         net, inp = torch.split(self.cnet(image1), [self.hidden_dim, self.context_dim], dim=1)
         net, inp = torch.tanh(net), torch.relu(inp)
         coords0 = coords_grid(batch, image1.shape[-2] // 8, image1.shape[-1] // 8, image1.device)
         coords1 = coords0.clone()
         predictions = []
         flow_up = coords1
-        for _ in range(iters):
+        for step in range(iters):
             coords1 = coords1.detach()
-            corr = corr_lookup(pyramid, coords1, radius=self.config.corr_radius)
-            net, up_mask, delta = self.update_block(net, inp, corr, coords1 - coords0)
+            with_mask = not (fast and test_mode) or step == iters - 1
+            net, up_mask, delta = self.update_block(net, inp, lookup(coords1), coords1 - coords0, with_mask)
             coords1 = coords1 + delta
-            flow_up = upsample_flow(coords1 - coords0, up_mask)
-            predictions.append(flow_up)
+            if with_mask:
+                flow_up = upsample_flow(coords1 - coords0, up_mask)
+                predictions.append(flow_up)
         if test_mode:
             return coords1 - coords0, flow_up
         return predictions
+
+    @staticmethod
+    def corr_volume_mib(shape: torch.Size | tuple[int, ...], num_levels: int = 4) -> float:
+        """MiB of the float32 all-pairs correlation pyramid for images of ``shape`` (``B×3×H×W``)."""
+        pixels = (shape[-2] // 8) * (shape[-1] // 8)
+        return sum(shape[0] * pixels * pixels / 4**level for level in range(num_levels)) * 4 / 2**20

@@ -99,12 +99,15 @@ class OpenCVRegistrator(nn.Module):
             )
         return cv2.AKAZE_create(), cv2.BFMatcher(cv2.NORM_HAMMING)
 
-    def estimate(self, last_image: np.ndarray, image: np.ndarray) -> np.ndarray:
-        """Homography between two uint8 RGB images ``H×W×3`` (float64 ``3×3``)."""
-        detector, matcher = self._detector_and_matcher()
-        last_gray, gray = (cv2.cvtColor(np.ascontiguousarray(i), cv2.COLOR_RGB2GRAY) for i in (last_image, image))
-        last_kp, last_desc = detector.detectAndCompute(last_gray, None)
-        kp, desc = detector.detectAndCompute(gray, None)
+    def describe(self, image: np.ndarray) -> tuple[tuple, np.ndarray | None]:
+        """Keypoints and descriptors of one uint8 RGB image ``H×W×3`` (what :meth:`match` consumes)."""
+        detector, _ = self._detector_and_matcher()
+        return detector.detectAndCompute(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY), None)
+
+    def match(self, last: tuple[tuple, np.ndarray | None], current: tuple[tuple, np.ndarray | None]) -> np.ndarray:
+        """Homography (float64 ``3×3``) between two :meth:`describe` results, previous -> current pixels."""
+        _, matcher = self._detector_and_matcher()
+        (last_kp, last_desc), (kp, desc) = last, current
         if last_desc is None or desc is None or len(last_kp) < 2 or len(kp) < 2:
             self.failures += 1
             return np.eye(3)
@@ -117,6 +120,10 @@ class OpenCVRegistrator(nn.Module):
             self.failures += 1
             return np.eye(3)
         return homography
+
+    def estimate(self, last_image: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """Homography between two uint8 RGB images ``H×W×3`` (float64 ``3×3``)."""
+        return self.match(self.describe(last_image), self.describe(image))
 
     def forward(self, last_frames: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         _check_frames(last_frames, frames)
@@ -251,24 +258,39 @@ class LearnedRegistrator(nn.Module):
             self.lg_matcher = LightGlueLayout()
             self.functional = False
 
-    def _pair(self, last_frame: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+    def describe(self, frames: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """DISK on ``B×3×H×W`` frames: per frame (keypoints ``N×2``, descriptors ``N×128``, unit-scale LAFs)."""
         from kornia.feature import laf_from_center_scale_ori
+
+        if not self.functional:
+            raise ValueError(
+                "registration 'disk' needs kornia (pip install 'ssp[learned]'); choose akaze, sift, orb or identity"
+            )
+        with torch.inference_mode():
+            features = self.disk(frames, n=self.num_features, pad_if_not_divisible=True)
+        result = []
+        for f in features:
+            k = f.keypoints
+            scale = torch.ones(1, len(k), 1, 1, device=k.device, dtype=k.dtype)
+            result.append((k, f.descriptors, laf_from_center_scale_ori(k[None], scale)))
+        return result
+
+    def match(self, last: tuple, current: tuple, size: tuple[int, int]) -> torch.Tensor:
+        """LightGlue + RANSAC between two :meth:`describe` results of frames of ``size`` (H, W) -> ``3×3``."""
         from kornia.geometry import RANSAC
 
-        features = self.disk(torch.stack([last_frame, frame]), n=self.num_features, pad_if_not_divisible=True)
-        keypoints = [f.keypoints for f in features]
-        lafs = [
-            laf_from_center_scale_ori(k[None], torch.ones(1, len(k), 1, 1, device=k.device, dtype=k.dtype))
-            for k in keypoints
-        ]
-        hw = tuple(frame.shape[-2:])
-        _, indices = self.lg_matcher(features[0].descriptors, features[1].descriptors, lafs[0], lafs[1], hw, hw)
-        if len(indices) < 4:
-            self.failures += 1
-            return torch.eye(3, device=frame.device)
-        ransac = RANSAC(model_type="homography", inl_th=self.ransac_threshold)
-        homography, _ = ransac(keypoints[0][indices[:, 0]], keypoints[1][indices[:, 1]])
+        with torch.inference_mode():
+            _, indices = self.lg_matcher(last[1], current[1], last[2], current[2], size, size)
+            if len(indices) < 4:
+                self.failures += 1
+                return torch.eye(3, device=current[0].device)
+            ransac = RANSAC(model_type="homography", inl_th=self.ransac_threshold)
+            homography, _ = ransac(last[0][indices[:, 0]], current[0][indices[:, 1]])
         return homography.reshape(3, 3)
+
+    def _pair(self, last_frame: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+        last, current = self.describe(torch.stack([last_frame, frame]))
+        return self.match(last, current, tuple(frame.shape[-2:]))
 
     def forward(self, last_frames: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         _check_frames(last_frames, frames)

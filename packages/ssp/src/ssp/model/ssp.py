@@ -33,7 +33,10 @@ def _as_homographies(homos: torch.Tensor, batch: int) -> torch.Tensor:
 
 
 class SSPVideoModel(nn.Module):
-    """Submodules (state-dict prefixes): ``base_model``, ``flow_model`` (RAFT, losses only), ``registrator``, ``sim``."""
+    """Submodules (state-dict prefixes): ``base_model``, ``flow_model`` (RAFT, losses only), ``registrator``, ``sim``.
+
+    ``impl`` "fast" (eval only): :meth:`forward` runs both frames through one encoder/decoder call.
+    """
 
     def __init__(
         self,
@@ -53,6 +56,7 @@ class SSPVideoModel(nn.Module):
         self.registrator = build_registrator(self.config.k_registrator_model, opencv_model_type)
         embed_dim = self.base_model.config.hiera_config.channels[0]
         self.sim = build_sim_block(self.config.sim_op, embed_dim)
+        self.impl = "fast"
 
     def homographies(self, last_frames: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
         """``B×3×3`` from the registrator (no gradient)."""
@@ -109,10 +113,17 @@ class SSPVideoModel(nn.Module):
             raise ValueError("frames: the input holds NaN or Inf values")
         size = (frames.shape[-2], frames.shape[-1])
         homos = self.homographies(last_frames, frames) if homos is None else _as_homographies(homos, frames.shape[0])
-        last_feats = self.base_model.encoder(last_frames)
-        last_out = self.base_model.decoder(last_feats)
-        feats = self.base_model.encoder(frames)
-        out = self.base_model.decoder(feats)
+        if self.impl == "reference" or self.training:
+            last_feats = self.base_model.encoder(last_frames)
+            last_out = self.base_model.decoder(last_feats)
+            feats = self.base_model.encoder(frames)
+            out = self.base_model.decoder(feats)
+        else:  # eval: both frames through one encoder/decoder call (every op is per sample)
+            batch = frames.shape[0]
+            both_feats = self.base_model.encoder(torch.cat([last_frames, frames]))
+            both_out = self.base_model.decoder(both_feats)
+            last_feats, feats = [f[:batch] for f in both_feats], [f[batch:] for f in both_feats]
+            last_out, out = both_out[:batch], both_out[batch:]
         result = self.fuse(out, feats[0], last_out, last_feats[0], homos.to(frames.dtype), size)
         result["last_out"] = self._upsample(last_out, size)
         return result

@@ -8,7 +8,7 @@ from torch import nn
 
 from ssp.config import UperNetConfig
 
-__all__ = ["ConvModule", "PyramidPoolingModule", "UperNetHead"]
+__all__ = ["ConvModule", "PyramidPoolingModule", "UperNetHead", "folded_conv_bn"]
 
 
 def resize(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
@@ -16,18 +16,58 @@ def resize(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
+def folded_conv_bn(conv: nn.Conv2d, norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weight and bias of ``norm(conv(x))`` as one convolution (eval-mode BN: running statistics)."""
+    scale = norm.weight / torch.sqrt(norm.running_var + norm.eps)
+    bias = norm.bias - norm.running_mean * scale
+    if conv.bias is not None:
+        bias = bias + conv.bias * scale
+    return conv.weight * scale.view(-1, 1, 1, 1), bias
+
+
 class ConvModule(nn.Sequential):
-    """``conv`` (no bias) -> ``batch_norm`` -> ReLU."""
+    """``conv`` (no bias) -> ``batch_norm`` -> ReLU.
+
+    ``impl``: "fast" folds the eval-mode BN into the convolution and applies the ReLU in place (exact within
+    float32 rounding); "reference" runs the three modules as the authors do. Training-mode BN always runs as is.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, padding: int = 0) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, bias=False)
         self.batch_norm = nn.BatchNorm2d(out_channels)
         self.activation = nn.ReLU()
+        self.impl = "fast"
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.impl == "reference" or self.batch_norm.training:
+            return super().forward(x)
+        weight, bias = folded_conv_bn(self.conv, self.batch_norm)
+        return F.relu(F.conv2d(x, weight, bias, padding=self.conv.padding), inplace=True)
+
+
+def _bin_matrix(length: torch.Tensor | int, bins: int, like: torch.Tensor) -> torch.Tensor:
+    """``bins×length`` averaging matrix of adaptive average pooling: bin i covers [floor(iL/s), ceil((i+1)L/s))."""
+    index = torch.arange(bins, device=like.device)
+    start = torch.div(index * length, bins, rounding_mode="floor")
+    end = torch.div((index + 1) * length + bins - 1, bins, rounding_mode="floor")
+    position = torch.arange(length, device=like.device)
+    inside = ((position[None] >= start[:, None]) & (position[None] < end[:, None])).to(like.dtype)
+    return inside / inside.sum(dim=1, keepdim=True)
+
+
+def adaptive_avg_pool_matmul(x: torch.Tensor, bins: int) -> torch.Tensor:
+    """``AdaptiveAvgPool2d(bins)`` of ``B×C×H×W`` as two products with bin-averaging matrices: the same means
+    (summation order aside), expressible in ONNX for any input size (ONNX has no adaptive pooling)."""
+    rows, cols = _bin_matrix(x.shape[-2], bins, x), _bin_matrix(x.shape[-1], bins, x)
+    return torch.matmul(torch.matmul(rows, x), cols.transpose(0, 1))
 
 
 class PyramidPoolingModule(nn.ModuleList):
-    """For each pool scale s: ``{i}.0`` AdaptiveAvgPool(s), ``{i}.1`` 1×1 ConvModule; each resized back to the input."""
+    """For each pool scale s: ``{i}.0`` AdaptiveAvgPool(s), ``{i}.1`` 1×1 ConvModule; each resized back to the input.
+
+    While exporting to ONNX the pooling runs as :func:`adaptive_avg_pool_matmul` (dynamic input sizes).
+    """
 
     def __init__(self, pool_scales: tuple[int, ...], in_channels: int, channels: int) -> None:
         super().__init__(
@@ -35,6 +75,8 @@ class PyramidPoolingModule(nn.ModuleList):
         )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        if torch.onnx.is_in_onnx_export():
+            return [resize(block[1](adaptive_avg_pool_matmul(x, block[0].output_size)), x.shape[2:]) for block in self]
         return [resize(block(x), x.shape[2:]) for block in self]
 
 
