@@ -1,19 +1,25 @@
-"""Device-neutral code paths, checked on the CPU: every parity case again, with tensors created without an explicit
-device placed on the meta device (semcommon.testing.strict_device_placement), so a tensor built on the default device
-instead of its input's device fails here as it would on CUDA."""
+"""Device-neutral code paths, checked on the CPU: every parity case again (the network cases through both impls),
+with tensors created without an explicit device placed on the meta device (semcommon.testing.strict_device_placement),
+so a tensor built on the default device instead of its input's device fails here as it would on CUDA."""
 
 import importlib.util
 from pathlib import Path
 
 import pytest
 
-from semcommon.testing import case_params, run_case
+from semcommon.testing import run_case
 
 _spec = importlib.util.spec_from_file_location("_sgdepth_pkd_parity", Path(__file__).with_name("test_parity.py"))
 _parity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_parity)
 
 
-@pytest.mark.parametrize("path", case_params("sgdepth_pkd"))
+@pytest.mark.parametrize("path", _parity.impl_case_params(False))
 def test_parity_case_is_device_neutral(path) -> None:
     run_case(path, _parity.RUNNERS, strict_device=True)
+
+
+@pytest.mark.parametrize("impl", _parity.IMPLS)
+@pytest.mark.parametrize("path", _parity.impl_case_params(True))
+def test_network_case_is_device_neutral(path, impl: str) -> None:
+    run_case(path, _parity.runners(impl), strict_device=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import nullcontext
+from functools import partial
 from unittest import mock
 
 import cv2
@@ -62,6 +63,7 @@ from sgdepth_pkd.metrics import (
     segmentation_prediction,
 )
 from sgdepth_pkd.model.attention import block_self_attention
+from sgdepth_pkd.model.fast import IMPLS
 from sgdepth_pkd.model.gla import GlobalLocalAttentionModule
 from sgdepth_pkd.model.sgdepth import SGDepth
 from sgdepth_pkd.patch_kd import fusion
@@ -87,8 +89,9 @@ def _argmax_near_ties(logits: np.ndarray, error: float) -> np.ndarray:
     return topk_near_ties(logits, k=1, axis=1, threshold=near_tie_threshold(error, logits))
 
 
-def run_sgdepth_r18(case: Case) -> None:
-    """Full model, one dataset with depth and segmentation purposes; every output, the binary mask exactly."""
+def run_sgdepth_r18(case: Case, impl: str = "reference") -> None:
+    """Full model, one dataset with depth and segmentation purposes; every output, the binary mask exactly.
+    ``impl`` selects the model's path (the encoder features too)."""
     model = SGDepth(SGDepthConfig(**case.meta["model_kwargs"]))
     model.load_state_dict(load_weights(case.weights_path))
     model.to(parity_device()).eval()
@@ -100,8 +103,8 @@ def run_sgdepth_r18(case: Case) -> None:
         "purposes": [["depth"], ["segmentation"]],
     }
     with torch.no_grad():
-        outputs = model((batch,))[0]
-        features = model.common.encoder(current)
+        outputs = model((batch,), impl=impl)[0]
+        features = model.encoder_features(current, impl=impl)
     actual = {f"disp_{res}": outputs["disp", res] for res in range(4)}
     actual["segmentation_logits"] = logits = outputs["segmentation_logits", 0]
     actual["cam_T_cam_prev"], actual["cam_T_cam_next"] = outputs["cam_T_cam", 0, -1], outputs["cam_T_cam", 0, 1]
@@ -442,9 +445,30 @@ RUNNERS: dict[str, Callable[[Case], None]] = {
 }
 
 
-@pytest.mark.parametrize("path", case_params(PACKAGE))
+IMPL_TARGETS = ("sgdepth_r18",)
+"""Targets whose code has an ``impl`` switch (the network); the other targets have one implementation."""
+
+
+def runners(impl: str) -> dict[str, Callable[[Case], None]]:
+    """RUNNERS with the network cases run through ``impl``."""
+    return {**RUNNERS, **{target: partial(RUNNERS[target], impl=impl) for target in IMPL_TARGETS}}
+
+
+def impl_case_params(with_impl: bool) -> list:
+    """The case parameters of the targets with (``with_impl``) or without an ``impl`` switch."""
+    return [p for p in case_params(PACKAGE) if (str(p.id).split(".")[0] in IMPL_TARGETS) == with_impl]
+
+
+@pytest.mark.parametrize("path", impl_case_params(False))
 def test_case(path) -> None:
     run_case(path, RUNNERS)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("path", impl_case_params(True))
+def test_case_impl(path, impl: str) -> None:
+    """The network cases through both paths: fast (the default of inference) and reference."""
+    run_case(path, runners(impl))
 
 
 @pytest.mark.parametrize("target", sorted(RUNNERS))

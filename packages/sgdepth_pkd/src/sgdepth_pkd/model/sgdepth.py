@@ -21,6 +21,7 @@ from torch import nn
 from sgdepth_pkd.config import SGDepthConfig
 from sgdepth_pkd.model.decoder import NUM_DECODER_STEPS, MultiResDepth, MultiResSeg, PartialDecoder, decoder_plan
 from sgdepth_pkd.model.encoder import ResnetEncoder
+from sgdepth_pkd.model.fast import FastCache, FastOutputs, check_impl
 from sgdepth_pkd.model.pose import PoseNet
 
 __all__ = ["SGDepth", "ScaledSplit", "build_sgdepth", "has_purpose", "segmentation_mask"]
@@ -143,28 +144,53 @@ class SGDepth(nn.Module):
         self.depth = SGDepthDepth(self.common, self.config)
         self.seg = SGDepthSeg(self.common, self.config)
         self.pose = PoseNet(self.config.num_layers_pose, self.config.attention_blocks, self.config.keep_unused_params)
+        self._fast_cache = FastCache()
 
     # ----------------------------------------------------------------------------------------------- tensor API
-    def predict_disparities(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    # ``impl``: "fast" (default) = the exact fast path of sgdepth_pkd.model.fast, taken in eval mode with autograd
+    # off (BN folding needs running statistics; the cached folded weights carry no gradient); otherwise, and with
+    # "reference", the authors' eager operations.
+    def _fast(self, impl: str, images: torch.Tensor, depth: bool, seg: bool) -> FastOutputs | None:
+        if check_impl(impl) != "fast" or self.training or torch.is_grad_enabled():
+            return None
+        return self._fast_cache.get(self)(images, depth, seg)
+
+    def encoder_features(self, images: torch.Tensor, impl: str = "fast") -> tuple[torch.Tensor, ...]:
+        """B×3×H×W → the shared encoder's (l0, BSA(l1), …, BSA(l4)) (fast: BN folded, eval mode with autograd off)."""
+        _check_images("images", images)
+        if check_impl(impl) == "fast" and not self.training and not torch.is_grad_enabled():
+            return self._fast_cache.get(self).encoder(images)
+        return self.common.encoder(images)
+
+    def predict_disparities(self, images: torch.Tensor, impl: str = "fast") -> tuple[torch.Tensor, ...]:
         """B×3×H×W ImageNet-normalised → sigmoid disparities ('disp', r): B×1×H/2^r×W/2^r, r = 0..resolutions−1."""
         _check_images("images", images)
+        fast = self._fast(impl, images, depth=True, seg=False)
+        if fast is not None:
+            return fast[0]
         depth_slots, _ = self.common(images)
         return self.depth(depth_slots)
 
-    def predict_disparity(self, images: torch.Tensor) -> torch.Tensor:
+    def predict_disparity(self, images: torch.Tensor, impl: str = "fast") -> torch.Tensor:
         """B×3×H×W ImageNet-normalised → B×1×H×W sigmoid disparity ('disp', 0)."""
-        return self.predict_disparities(images)[0]
+        return self.predict_disparities(images, impl)[0]
 
-    def predict_segmentation(self, images: torch.Tensor) -> torch.Tensor:
+    def predict_segmentation(self, images: torch.Tensor, impl: str = "fast") -> torch.Tensor:
         """B×3×H×W ImageNet-normalised → B×num_classes×H×W raw logits ('segmentation_logits', 0)."""
         _check_images("images", images)
+        fast = self._fast(impl, images, depth=False, seg=True)
+        if fast is not None:
+            return fast[1]
         _, seg_slots = self.common(images)
         return self.seg(seg_slots)
 
-    def predict(self, images: torch.Tensor) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    def predict(self, images: torch.Tensor, impl: str = "fast") -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
         """Both tasks from one pass through the shared part: (disparities as :meth:`predict_disparities`, logits as
         :meth:`predict_segmentation`)."""
         _check_images("images", images)
+        fast = self._fast(impl, images, depth=True, seg=True)
+        if fast is not None:
+            return fast[0], fast[1]
         depth_slots, seg_slots = self.common(images)
         return self.depth(depth_slots), self.seg(seg_slots)
 
@@ -179,12 +205,20 @@ class SGDepth(nn.Module):
         return segmentation_mask(logits, self.config.seg_mask_static_classes, self.config.sdcon_label_map)
 
     # ------------------------------------------------------------------------------------------ original forward
-    def forward(self, batch: Sequence[Mapping[Any, Any]]) -> list[dict[Any, torch.Tensor]]:
-        """Per-dataset dicts → per-dataset output dicts (all current frames share one pass through ``common``)."""
+    def forward(self, batch: Sequence[Mapping[Any, Any]], impl: str = "reference") -> list[dict[Any, torch.Tensor]]:
+        """Per-dataset dicts → per-dataset output dicts (all current frames share one pass through ``common``).
+
+        ``impl="fast"`` (eval mode, autograd off; else the reference runs): the exact fast path, which runs the
+        segmentation tail once and takes ('segmentation_mask', 0) from its logits.
+        """
         datasets = self._check_batch(batch)
         frames = [dataset["color_aug", 0, 0] for dataset in datasets]
-        depth_slots, seg_slots = self.common(torch.cat(frames))
         sizes = [frame.shape[0] for frame in frames]
+        images = torch.cat(frames)
+        fast = self._fast(impl, images, depth=any(has_purpose(d, "depth") for d in datasets), seg=True)
+        if fast is not None:
+            return self._fast_outputs(datasets, fast, sizes)
+        depth_slots, seg_slots = self.common(images)
         depth_parts = _unpack(depth_slots, sizes)
         seg_parts = _unpack(seg_slots, sizes)
         return [
@@ -203,6 +237,22 @@ class SGDepth(nn.Module):
         if has_purpose(dataset, "segmentation"):
             outputs["segmentation_logits", 0] = self.seg(seg_slots)
         return outputs
+
+    def _fast_outputs(self, datasets: list[Mapping[Any, Any]], fast: FastOutputs, sizes: list[int]) -> list[dict]:
+        disps, logits, mask = fast
+        disp_parts = _unpack(disps, sizes) if disps is not None else [None] * len(sizes)
+        logit_parts, mask_parts = logits.split(sizes), mask.split(sizes)
+        results = []
+        for dataset, disp, part_logits, part_mask in zip(datasets, disp_parts, logit_parts, mask_parts, strict=True):
+            outputs: dict[Any, torch.Tensor] = {}
+            if has_purpose(dataset, "depth"):
+                outputs.update({("disp", res): d for res, d in enumerate(disp)})
+                outputs["segmentation_mask", 0] = part_mask
+                outputs.update(self._poses(dataset))
+            if has_purpose(dataset, "segmentation"):
+                outputs["segmentation_logits", 0] = part_logits
+            results.append(outputs)
+        return results
 
     def _poses(self, dataset: Mapping[Any, Any]) -> dict[Any, torch.Tensor]:
         current = dataset["color_aug", 0, 0]
