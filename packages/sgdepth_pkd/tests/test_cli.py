@@ -79,6 +79,19 @@ def test_evaluate_writes_metrics_and_csv(checkpoint, tmp_path, capsys) -> None:
     assert rows[0].startswith("dataset,name,abs_rel") and len(rows) == 1 + 6  # one held-out sequence of 8 frames
 
 
+def test_evaluate_impls_agree_and_bf16_is_close(checkpoint, tmp_path) -> None:
+    """--impl reference / fast give the same metrics; --precision bf16 (approximate) stays near them."""
+    metrics = {}
+    for flags in (["--impl", "reference"], ["--impl", "fast"], ["--precision", "bf16"]):
+        out = tmp_path / "-".join(flags)
+        args = ["evaluate", "--checkpoint", str(checkpoint), "--sequences", "1", "--out", str(out), *flags]
+        assert main(args) == 0
+        metrics[flags[-1]] = json.loads((out / "metrics.json").read_text())["synthetic"]
+    for name in ("abs_rel", "rmse", "miou"):
+        assert metrics["fast"][name] == pytest.approx(metrics["reference"][name], rel=1e-4, abs=1e-6)
+        assert metrics["bf16"][name] == pytest.approx(metrics["reference"][name], rel=0.1, abs=0.02)
+
+
 def test_predict_folder_of_odd_sized_images(checkpoint, tmp_path, capsys) -> None:
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -87,6 +100,12 @@ def test_predict_folder_of_odd_sized_images(checkpoint, tmp_path, capsys) -> Non
         write_image(folder / f"frame_{index}.png", rng.integers(0, 255, (37, 83, 3), dtype=np.uint8))
     out = tmp_path / "pred"
     assert main(["predict", str(folder), "--checkpoint", str(checkpoint), "--out", str(out), "--poses"]) == 0
+    reference = tmp_path / "pred_reference"
+    assert (
+        main(["predict", str(folder), "--checkpoint", str(checkpoint), "--out", str(reference), "--impl", "reference"])
+        == 0
+    )
+    np.testing.assert_allclose(np.load(out / "frame_1_disp.npy"), np.load(reference / "frame_1_disp.npy"), atol=1e-4)
     depth_png = read_image(out / "frame_1_depth.png")
     depth = np.load(out / "frame_1_depth.npy")
     assert depth_png.dtype == np.uint16 and depth_png.shape == depth.shape == (37, 83)

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from semcommon.runtime import progress, resolve_device
+from semcommon.runtime import add_inference_arguments, progress, resolve_device
 from sgdepth_pkd.data.synthetic import SyntheticConfig, SyntheticDrivingDataset
+from sgdepth_pkd.inference import network_outputs
 from sgdepth_pkd.metrics import (
     DEPTH_MASKS,
     DEPTH_METRIC_NAMES,
@@ -73,6 +74,9 @@ def evaluate_loader(
     mask: str = "kitti_zhou",
     fixed_scaling: float = 0.0,
     show_progress: bool = False,
+    impl: str = "fast",
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> EvalResult:
     """Run the model on every batch (``('color_aug', 0, 0)`` at the network size) and score the depth against
     ``('depth', 0, 0)`` and the segmentation against ``('segmentation', 0, 0)`` where the batch has them."""
@@ -83,7 +87,7 @@ def evaluate_loader(
     result = EvalResult(DepthRunningScore(), SegmentationRunningScore(model.config.num_classes), [])
     for batch in progress(loader, desc="evaluate", enabled=show_progress):
         images = batch["color_aug", 0, 0].to(device)
-        disps, logits = model.predict(images)
+        disps, logits = network_outputs(model, images, impl, precision, compile)
         result.names.extend(batch["name"])
         if ("depth", 0, 0) in batch:
             evaluate_depth_batch(
@@ -125,6 +129,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/eval-sgdepth_pkd", help="folder for metrics.json and per_image.csv")
     parser.add_argument("--batch-size", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="auto | cpu | cuda")
+    add_inference_arguments(parser)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -152,7 +157,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     rows: list[list[Any]] = []
     for name, dataset, mask in runs:
         loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
-        result = evaluate_loader(model, loader, mask, args.fixed_scaling, show_progress=True)
+        result = evaluate_loader(
+            model, loader, mask, args.fixed_scaling, show_progress=True, impl=args.impl,
+            precision=args.precision, compile=args.compile,
+        )  # fmt: skip
         metrics[name] = result.metrics(args.ratio_first_quarter)
         print_table(metrics[name], name)
         for index, (item, ratio) in enumerate(zip(result.depth.per_image, result.depth.ratios, strict=True)):

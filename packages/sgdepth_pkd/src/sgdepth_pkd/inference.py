@@ -16,10 +16,21 @@ import torch
 import torch.nn.functional as F
 
 from semcommon.io import read_image
+from semcommon.runtime import autocast
 from sgdepth_pkd.metrics import predicted_depth, segmentation_prediction
+from sgdepth_pkd.model.fast import check_impl
 from sgdepth_pkd.model.sgdepth import SGDepth
 
-__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Prediction", "predict_image", "preprocess", "read_rgb", "relative_pose"]
+__all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Prediction",
+    "network_outputs",
+    "predict_image",
+    "preprocess",
+    "read_rgb",
+    "relative_pose",
+]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -65,14 +76,41 @@ def _as_rgb(image: np.ndarray | str | Path) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict_image(model: SGDepth, image: np.ndarray | str | Path, size: tuple[int, int] | None = None) -> Prediction:
-    """Depth, disparity and segmentation of one image (file path or H×W×3 uint8 RGB) at the image's own size."""
+def network_outputs(
+    model: SGDepth, images: torch.Tensor, impl: str = "fast", precision: str = "fp32", compile: bool = False
+) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """B×3×H×W normalised images → (float32 disparities finest first, float32 logits), in eval mode.
+
+    ``impl``: "fast" (exact fast path, default) or "reference" (the authors' operations). ``precision`` "bf16" /
+    "fp16" (autocast) and ``compile`` (``torch.compile`` of the reference operations, cached on the model) are
+    approximate, opt-in modes (measured in the README's Speed section).
+    """
+    check_impl(impl)
+    model.eval()
+    with autocast(images.device, precision):
+        if compile:
+            disps, logits = model.compiled_predict()(images)
+        else:
+            disps, logits = model.predict(images, impl=impl)
+    return tuple(d.float() for d in disps), logits.float()
+
+
+@torch.no_grad()
+def predict_image(
+    model: SGDepth,
+    image: np.ndarray | str | Path,
+    size: tuple[int, int] | None = None,
+    impl: str = "fast",
+    precision: str = "fp32",
+    compile: bool = False,
+) -> Prediction:
+    """Depth, disparity and segmentation of one image (file path or H×W×3 uint8 RGB) at the image's own size
+    (``impl`` / ``precision`` / ``compile`` as :func:`network_outputs`)."""
     rgb = _as_rgb(image)
     size = size or (model.config.height, model.config.width)
     device = next(model.parameters()).device
-    model.eval()
     x = preprocess(rgb, size).to(device)
-    disps, logits = model.predict(x)
+    disps, logits = network_outputs(model, x, impl, precision, compile)
     disp = disps[0]
     if not torch.isfinite(disp).all():
         raise ValueError("model produced a non-finite disparity (NaN or infinite weights?)")

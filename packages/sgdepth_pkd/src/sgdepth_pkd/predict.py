@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from semcommon.io import read_video_frames
-from semcommon.runtime import progress, resolve_device
+from semcommon.runtime import add_inference_arguments, progress, resolve_device
 from semcommon.viz import colorize, overlay
 from sgdepth_pkd.inference import predict_image, read_rgb, relative_pose
 from sgdepth_pkd.model.sgdepth import SGDepth
@@ -94,9 +94,13 @@ def predict_frames(
     overwrite: bool = False,
     poses_between: bool = False,
     show_progress: bool = True,
+    impl: str = "fast",
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> int:
     """Write the outputs of every frame of ``paths`` into ``out`` (and the consecutive poses with
-    ``poses_between``); returns the number of frames."""
+    ``poses_between``); returns the number of frames. ``impl`` / ``precision`` / ``compile``: see
+    :func:`sgdepth_pkd.inference.network_outputs`."""
     if poses_between:
         _check_sequence(paths)
     out.mkdir(parents=True, exist_ok=True)
@@ -106,7 +110,7 @@ def predict_frames(
         existing = [str(t) for t in targets if t.exists()]
         if existing and not overwrite:
             raise ValueError(f"{existing[0]}: exists (use --overwrite to replace outputs)")
-        pred = predict_image(model, image)
+        pred = predict_image(model, image, impl=impl, precision=precision, compile=compile)
         write_depth_png(targets[0], pred.depth)
         write_npy(targets[1], pred.depth.astype(np.float32))
         write_npy(targets[2], pred.disparity.astype(np.float32))
@@ -135,6 +139,7 @@ def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--poses", action="store_true", help="relative pose between consecutive frames (a sequence)")
     parser.add_argument("--device", default="cpu", help="auto | cpu | cuda")
+    add_inference_arguments(parser)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -142,6 +147,9 @@ def run_predict(args: argparse.Namespace) -> int:
 
     paths = collect_inputs(args.inputs)
     model = load_model(args.checkpoint).to(resolve_device(args.device))
-    count = predict_frames(model, paths, Path(args.out), args.overwrite, args.poses)
+    count = predict_frames(
+        model, paths, Path(args.out), args.overwrite, args.poses, impl=args.impl, precision=args.precision,
+        compile=args.compile,
+    )  # fmt: skip
     print(f"wrote the outputs of {count} frame(s) to {args.out}")
     return 0

@@ -246,6 +246,7 @@ class FastCache:
     def __init__(self) -> None:
         self.key: tuple | None = None
         self.fast: FastSGDepth | None = None
+        self.compiled: Callable | None = None
 
     def get(self, model: nn.Module) -> FastSGDepth:
         tensors = [*model.parameters(), *model.buffers()]

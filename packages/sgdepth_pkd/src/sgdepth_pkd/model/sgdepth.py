@@ -13,6 +13,7 @@ Two interfaces:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import torch
@@ -193,6 +194,14 @@ class SGDepth(nn.Module):
             return fast[0], fast[1]
         depth_slots, seg_slots = self.common(images)
         return self.depth(depth_slots), self.seg(seg_slots)
+
+    def compiled_predict(self) -> Any:
+        """``torch.compile`` of :meth:`predict` on the reference operations (approximate mode, built once per model
+        and dropped with the fast-path cache on copies)."""
+        cache = self._fast_cache
+        if cache.compiled is None:
+            cache.compiled = torch.compile(partial(SGDepth.predict, self, impl="reference"))
+        return cache.compiled
 
     def predict_pose(self, first: torch.Tensor, second: torch.Tensor, invert: bool) -> torch.Tensor:
         """Two B×3×H×W frames → B×1×1×4×4 transform of the pose net on cat(first, second) (``invert`` as original)."""
