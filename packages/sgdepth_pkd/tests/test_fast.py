@@ -140,3 +140,19 @@ def test_bad_impl_is_named(model: SGDepth) -> None:
         check_impl("quick")
     with pytest.raises(ValueError, match="impl"):
         model.predict(_images(1), impl="quick")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+@torch.no_grad()
+def test_cuda_graph_replays_match_reference_and_do_not_alias() -> None:
+    net = _model().cuda()
+    torch.backends.cudnn.allow_tf32 = False
+    first, second = _images(2, 5).cuda(), _images(2, 6).cuda()
+    out_first = net.predict(first, impl="fast")
+    out_second = net.predict(second, impl="fast")  # replay of the same graph: must not overwrite out_first
+    _close(out_first, net.predict(first, impl="reference"))
+    _close(out_second, net.predict(second, impl="reference"))
+    batch = {("color_aug", 0, 0): first, "purposes": [["depth"], ["segmentation"]]}
+    fast, ref = net((batch,), impl="fast")[0], net((batch,), impl="reference")[0]
+    for key in ref:
+        _close(fast[key], ref[key])

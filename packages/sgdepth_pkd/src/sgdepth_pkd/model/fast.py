@@ -204,7 +204,15 @@ class FastSGDepth:
     def __call__(self, images: torch.Tensor, depth: bool = True, seg: bool = True) -> FastOutputs:
         if images.device.type != "cuda":
             return self.eager(images, depth, seg)
-        key = (tuple(images.shape), images.dtype, images.device, torch.is_autocast_enabled("cuda"), depth, seg)
+        key = (
+            images.shape,
+            images.dtype,
+            images.device,
+            torch.is_autocast_enabled("cuda"),
+            torch.is_inference_mode_enabled(),
+            depth,
+            seg,
+        )
         graph = self._graphs.get(key)
         if graph is None:
             graph = self._graphs[key] = _capture(lambda x: self.eager(x, depth, seg), images)

@@ -22,7 +22,7 @@ from torch import nn
 from sgdepth_pkd.config import SGDepthConfig
 from sgdepth_pkd.model.decoder import NUM_DECODER_STEPS, MultiResDepth, MultiResSeg, PartialDecoder, decoder_plan
 from sgdepth_pkd.model.encoder import ResnetEncoder
-from sgdepth_pkd.model.fast import FastCache, FastOutputs, check_impl
+from sgdepth_pkd.model.fast import FastCache, FastOutputs, FastSGDepth, check_impl
 from sgdepth_pkd.model.pose import PoseNet
 
 __all__ = ["SGDepth", "ScaledSplit", "build_sgdepth", "has_purpose", "segmentation_mask"]
@@ -151,6 +151,10 @@ class SGDepth(nn.Module):
     # ``impl``: "fast" (default) = the exact fast path of sgdepth_pkd.model.fast, taken in eval mode with autograd
     # off (BN folding needs running statistics; the cached folded weights carry no gradient); otherwise, and with
     # "reference", the authors' eager operations.
+    def fast_path(self) -> FastSGDepth:
+        """The cached exact fast path of this model (rebuilt after any weight change); inference only."""
+        return self._fast_cache.get(self)
+
     def _fast(self, impl: str, images: torch.Tensor, depth: bool, seg: bool) -> FastOutputs | None:
         if check_impl(impl) != "fast" or self.training or torch.is_grad_enabled():
             return None
