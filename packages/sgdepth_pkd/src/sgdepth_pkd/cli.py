@@ -1,4 +1,4 @@
-"""Command-line interface: ``sgdepth-pkd {train,evaluate,predict,demo,prepare-kitti}``."""
+"""Command-line interface: ``sgdepth-pkd {train,evaluate,predict,demo,export,prepare-kitti}``."""
 
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo_command(args)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from sgdepth_pkd.export import run_export
+
+    return run_export(args)
+
+
 def _prepare(args: argparse.Namespace) -> int:
     from sgdepth_pkd.data.prepare import run_prepare_kitti
 
@@ -44,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     from sgdepth_pkd.data.prepare import add_prepare_arguments
     from sgdepth_pkd.demo import add_demo_arguments
     from sgdepth_pkd.evaluate import add_evaluate_arguments
+    from sgdepth_pkd.export import add_export_arguments
     from sgdepth_pkd.predict import add_predict_arguments
 
     parser, sub = package_parser(
@@ -55,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate_arguments(sub.choices["evaluate"])
     add_predict_arguments(sub.choices["predict"])
     add_demo_arguments(sub.add_parser("demo", help="train on synthetic data and compare with the baseline"))
+    add_export_arguments(
+        sub.add_parser("export", help="the depth + segmentation network as ONNX (dynamic batch and image size)")
+    )
     add_prepare_arguments(
         sub.add_parser("prepare-kitti", help="unzip KITTI raw archives and export gt_depths.npz for a split")
     )
@@ -68,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": _evaluate,
         "predict": _predict,
         "demo": _demo,
+        "export": _export,
         "prepare-kitti": _prepare,
     }
     return dispatch(PROG, args, handlers)
