@@ -54,3 +54,7 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch, capsys) -> None:
     assert metrics["config"]["steps"] == 2 and metrics["seconds"] > 0
     figure = read_image(tmp_path / "runs/demo-tiny/demo.png")
     assert figure.ndim == 3 and figure.shape[0] == 3 * 64 and figure.shape[1] > 9 * 64
+    from clearscd.checkpoint import load_pretrained
+
+    demo_model = load_pretrained(tmp_path / "runs/demo-tiny/clearscd.pt")  # the demo's trained model, strict keys
+    assert demo_model.config.decoder_segmentation_channels == metrics["config"]["segmentation_channels"]

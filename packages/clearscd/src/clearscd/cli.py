@@ -1,4 +1,4 @@
-"""Command-line interface: ``clearscd {train,evaluate,predict,demo,prepare-hiucd}``.
+"""Command-line interface: ``clearscd {train,evaluate,predict,demo,export,prepare-hiucd}``.
 
 User errors (bad files, values, checkpoints) print one line and exit 1; a bad command line exits 2 (argparse).
 """
@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser, sub = package_parser(
         PROG,
         "ClearSCD (ISPRS JPRS 2024): semantic change detection on bi-temporal imagery (Hi-UCD, LsSCD).",
-        custom=("train", "evaluate", "predict", "demo"),
+        custom=("train", "evaluate", "predict", "demo", "export"),
     )
     train = sub.add_parser("train", help="train ClearSCD with the authors' recipe (semcommon.training.fit)")
     add_train_arguments(train, run_dir="runs/train-clearscd")
@@ -76,6 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo-clearscd", help="demo.png + metrics.json (default: %(default)s)")
     demo.add_argument("--steps", type=_positive, help="training steps of each model (default: the demo recipe)")
     add_device_argument(demo)
+
+    export = sub.add_parser("export", help="the fast inference path as ONNX (dynamic batch and image size)")
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="export format (default: onnx)")
+    _model_arguments(export)
+    export.add_argument("--out", required=True, help="output file (e.g. clearscd.onnx); never overwritten")
+    export.add_argument("--size", type=_tile, default=512, help="example input size used for tracing (default: 512)")
+    export.add_argument(
+        "--check", action="store_true", help="run the graph with onnxruntime and compare it with PyTorch (reference)"
+    )
 
     prepare = sub.add_parser("prepare-hiucd", help="clip, relabel and list raw Hi-UCD tiles (the authors' scripts)")
     prepare.add_argument("--image-a", required=True, help="folder of T1 images (e.g. .../train/2017)")
@@ -157,6 +166,23 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from clearscd.export import check_export, export_model
+
+    out = Path(args.out)
+    if out.exists():
+        raise ValueError(f"--out {out}: already exists (not overwritten)")
+    model, _ = _load_model(args)
+    path = export_model(model, out, size=args.size)
+    print(f"wrote {path} (inputs imgs B×6×H×W; outputs seg_A, seg_B, BCD; dynamic B, H, W)")
+    if args.check:
+        diff = check_export(path, model, size=args.size)
+        print(f"onnxruntime vs PyTorch reference: max abs diff {diff:.2e} (within the parity tolerance)")
+    return 0
+
+
 def _prepare(args: argparse.Namespace) -> int:
     from clearscd.data import prepare_hiucd
 
@@ -172,5 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "predict" and not 0 <= args.overlap < args.tile:
         parser.error(f"--overlap must be in [0, --tile), got {args.overlap} for --tile {args.tile}")
-    handlers = {"train": _train, "evaluate": _evaluate, "predict": _predict, "demo": _demo, "prepare-hiucd": _prepare}
+    handlers = {
+        "train": _train, "evaluate": _evaluate, "predict": _predict, "demo": _demo, "export": _export,
+        "prepare-hiucd": _prepare,
+    }  # fmt: skip
     return dispatch(PROG, args, handlers, user_errors=(FileNotFoundError, ValueError, CheckpointError))

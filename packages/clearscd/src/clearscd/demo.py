@@ -10,8 +10,9 @@ Both models are trained from scratch on the same generated pairs for the same nu
 
 Held-out synthetic pairs (another seed) are scored with the authors' test.py protocol; primary metric SeK (higher
 is better), also BCD F1/IoU and semantic mIoU (authors' aggregation; classes absent from the synthetic scenes count
-as 0 there, as in test.py). Writes ``OUT/demo.png`` (T1, T2, GT T1/T2 classes and change, model, baseline) and
-``OUT/metrics.json``.
+as 0 there, as in test.py). Writes ``OUT/demo.png`` (T1, T2, GT T1/T2 classes and change, model, baseline),
+``OUT/metrics.json`` and the trained ClearSCD as ``OUT/clearscd.pt`` (our checkpoint layout: ``clearscd evaluate
+--checkpoint OUT/clearscd.pt``; the speed bench scores its approximate modes with it).
 """
 
 from __future__ import annotations
@@ -199,10 +200,15 @@ def run_demo(out: str | Path = "runs/demo-clearscd", device: str = "cpu", steps:
         "seconds": round(seconds, 1),
     }
     _atomic_write_json(out / "metrics.json", payload)
+    tmp = out / ".clearscd.partial.pt"
+    torch.save({"model": model.state_dict(), "config": {"clearscd": model.config.to_dict()}}, tmp)
+    os.replace(tmp, out / "clearscd.pt")
     figure = _figure(test_set, labels, preds_model, preds_base)
     tmp = out / ".demo.partial.png"
     write_image(tmp, figure)
     os.replace(tmp, out / "demo.png")
     cpu = payload["config"]["cpu_seconds"]
-    print(f"wrote {out / 'demo.png'} and {out / 'metrics.json'} ({seconds:.0f} s wall, {cpu:.0f} s CPU)")
+    print(
+        f"wrote {out / 'demo.png'}, {out / 'metrics.json'} and {out / 'clearscd.pt'} ({seconds:.0f} s wall, {cpu:.0f} s CPU)"
+    )
     return payload

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from clearscd.model.clearscd import ClearSCD, check_imgs
-from clearscd.model.fast import build_fast
+from clearscd.model.fast import CudaGraphRunner, build_fast
 from semcommon.io import read_image
 from semcommon.runtime import PRECISIONS, autocast
 
@@ -17,6 +17,7 @@ __all__ = [
     "IMAGENET_STD",
     "IMPLS",
     "Inference",
+    "ReferenceNetwork",
     "check_finite",
     "images_to_input",
     "predict_maps",
@@ -67,11 +68,21 @@ class Inference:
     ``impl``: "fast" (default; :mod:`clearscd.model.fast`, equal to the reference within the parity tolerances) or
     "reference" (``model(imgs, test=True)``, the authors' operations in their order; uses the model in its current
     mode, so call ``model.eval()`` first). ``precision``: "fp32" (exact), "bf16"/"fp16" autocast (approximate).
-    ``compile``: ``torch.compile`` the network (approximate, opt-in). The fast module is built once here from the
-    model's current weights: build a new :class:`Inference` after changing them.
+    ``compile``: ``torch.compile`` the network (approximate, opt-in). ``cuda_graphs``: replay the fast path as CUDA
+    graphs (exact: the same kernels; None = on for impl "fast", fp32, no compile, on a CUDA model). ``channels_last``:
+    memory format of the fast path (None = where it measured faster, see :func:`build_fast`). The fast module is
+    built once here from the model's current weights: build a new :class:`Inference` after changing them.
     """
 
-    def __init__(self, model: ClearSCD, impl: str = "fast", precision: str = "fp32", compile: bool = False) -> None:
+    def __init__(
+        self,
+        model: ClearSCD,
+        impl: str = "fast",
+        precision: str = "fp32",
+        compile: bool = False,
+        cuda_graphs: bool | None = None,
+        channels_last: bool | None = None,
+    ) -> None:
         if impl not in IMPLS:
             raise ValueError(f"--impl: unknown implementation {impl!r} (use one of {', '.join(IMPLS)})")
         if precision not in PRECISIONS:
@@ -79,19 +90,28 @@ class Inference:
         self.model, self.impl, self.precision = model, impl, precision
         self.config = model.config
         if impl == "fast":
-            network: torch.nn.Module = build_fast(model)
+            network: torch.nn.Module = build_fast(model, channels_last)
         else:
-            network = _Reference(model)
+            network = ReferenceNetwork(model)
         self.network = torch.compile(network) if compile else network
+        on_cuda = next(model.parameters()).device.type == "cuda"
+        if cuda_graphs is None:
+            cuda_graphs = impl == "fast" and precision == "fp32" and not compile and on_cuda
+        if cuda_graphs and (impl != "fast" or precision != "fp32" or compile or not on_cuda):
+            raise ValueError("cuda_graphs needs impl 'fast', precision 'fp32', no compile and a model on a CUDA device")
+        self.graphs = CudaGraphRunner(self.network) if cuda_graphs else None
 
     @torch.no_grad()
     def __call__(self, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.graphs is not None and imgs.is_cuda:
+            check_imgs(imgs)
+            return self.graphs(imgs)
         with autocast(imgs.device, self.precision):
             out = self.network(imgs)
         return {k: v.float() for k, v in out.items() if v is not None}
 
 
-class _Reference(torch.nn.Module):
+class ReferenceNetwork(torch.nn.Module):
     """``model(imgs, test=True)`` restricted to the three inference outputs."""
 
     def __init__(self, model: ClearSCD) -> None:
@@ -100,7 +120,8 @@ class _Reference(torch.nn.Module):
 
     def forward(self, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
         out = self.model(imgs, test=True)
-        return {"seg_A": out["seg_A"], "seg_B": out["seg_B"], "BCD": out["BCD"]}
+        names = ("seg_A", "seg_B") if out["BCD"] is None else ("seg_A", "seg_B", "BCD")
+        return {name: out[name] for name in names}
 
 
 @torch.no_grad()

@@ -145,7 +145,7 @@ class ClearSCD(nn.Module):
         if test and (height % 32 or width % 32):
             padded = F.pad(imgs, (0, -width % 32, 0, -height % 32), mode="replicate")
             out = self.forward(padded, test=True)
-            return {k: v[..., :height, :width] if v.ndim == 4 else v for k, v in out.items()}
+            return {k: v[..., :height, :width] if v is not None and v.ndim == 4 else v for k, v in out.items()}
         mid = self.forward_intermediates(imgs)
         dec_A, dec_B = mid["dec_A"], mid["dec_B"]
         logits_A, logits_B = mid["seglow_A"], mid["seglow_B"]

@@ -30,7 +30,7 @@ from clearscd.model.decoder import FPNDecoder
 from clearscd.model.encoder import STAGE_ENDS, EfficientNetEncoder, MBConvBlock, StaticSameConv2d
 from clearscd.model.heads import ChangeDetectionHead
 
-__all__ = ["FastChangeDetectionHead", "FastClearSCD", "build_fast", "fold_bn"]
+__all__ = ["CudaGraphRunner", "FastChangeDetectionHead", "FastClearSCD", "build_fast", "fold_bn"]
 
 
 def fold_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -163,7 +163,14 @@ class _SubPixelSkipConv(nn.Module):
         ones = torch.ones(1, 1, 2 * height, 2 * width, dtype=coarse.dtype, device=coarse.device)
         out = F.conv2d(skip, self.skip_weight, padding=1)
         out += F.conv2d(ones, self.bias_kernel, padding=1)
-        fine = out.view(batch, self.out_ch, height, 2, width, 2)
+        if (
+            torch.jit.is_tracing()
+        ):  # ONNX export: the tracer loses in-place writes into strided views; interleave by stacking
+            rows = [
+                torch.stack([phases[:, a, b, :, a : a + height, b : b + width] for b in (0, 1)], dim=-1) for a in (0, 1)
+            ]
+            return out + torch.stack(rows, dim=3).reshape(batch, self.out_ch, 2 * height, 2 * width)
+        fine = out.view(batch, self.out_ch, height, 2, width, 2)  # (B, O, h, a, w, b)
         for a in (0, 1):
             for b in (0, 1):
                 fine[:, :, :, a, :, b] += phases[:, a, b, :, a : a + height, b : b + width]
@@ -286,3 +293,42 @@ def build_fast(model: ClearSCD, channels_last: bool | None = None) -> FastClearS
         channels_last = device.type == "cpu"
     fast = FastClearSCD(model, channels_last).to(device).eval()
     return fast.to(memory_format=torch.channels_last) if channels_last else fast
+
+
+class CudaGraphRunner:
+    """Replays ``module`` (a CUDA module without host syncs, e.g. :class:`FastClearSCD`) as CUDA graphs: one graph per
+    input shape/dtype (the ``max_graphs`` most recent kept), captured after a warm-up call on a side stream; each
+    call copies the input into the graph's buffer, replays it and returns copies of the outputs. The same kernels as
+    the eager call run, so the outputs are identical; what disappears is the per-kernel launch cost (batch-1 inference
+    is launch-bound on large GPUs).
+    """
+
+    def __init__(self, module: nn.Module, max_graphs: int = 4) -> None:
+        self.module = module
+        self.max_graphs = max_graphs
+        self.graphs: dict[tuple, tuple[torch.cuda.CUDAGraph, torch.Tensor, dict[str, torch.Tensor]]] = {}
+
+    def _capture(self, imgs: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, dict[str, torch.Tensor]]:
+        static = imgs.clone()
+        stream = torch.cuda.Stream(device=imgs.device)
+        stream.wait_stream(torch.cuda.current_stream(imgs.device))
+        with torch.cuda.stream(stream):
+            self.module(static)  # warm-up: cuDNN algorithm choice and allocator state outside the capture
+        torch.cuda.current_stream(imgs.device).wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            outputs = self.module(static)
+        return graph, static, outputs
+
+    def __call__(self, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
+        key = (tuple(imgs.shape), imgs.dtype, imgs.device)
+        entry = self.graphs.pop(key, None)
+        if entry is None:
+            if len(self.graphs) >= self.max_graphs:
+                self.graphs.pop(next(iter(self.graphs)))
+            entry = self._capture(imgs)
+        self.graphs[key] = entry
+        graph, static, outputs = entry
+        static.copy_(imgs)
+        graph.replay()
+        return {name: value.clone() for name, value in outputs.items()}
