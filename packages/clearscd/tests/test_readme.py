@@ -35,7 +35,7 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch, capsys) -> None:
     write_image(tmp_path / "raw" / "mask" / "583536_18.png", raw_mask.astype(np.uint8))
 
     commands = _commands()
-    assert {c[0] for c in commands} == {"prepare-hiucd", "train", "evaluate", "predict", "demo"}
+    assert {c[0] for c in commands} == {"prepare-hiucd", "train", "evaluate", "predict", "demo", "export"}
     for argv in commands:
         assert main(argv) == 0, f"clearscd {shlex.join(argv)} failed: {capsys.readouterr().err}"
 
@@ -45,6 +45,8 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch, capsys) -> None:
     assert json.loads((tmp_path / "runs/tiny-eval-hiucd/metrics.json").read_text())["num_items"] == 4
     assert (tmp_path / "runs/tiny-eval/per_item.csv").is_file()
     assert read_image(tmp_path / "runs/tiny-pred/t1_sem_B.png").shape == (64, 64)
+    assert read_image(tmp_path / "runs/tiny-pred-ref/t1_sem_B.png").shape == (64, 64)
+    assert (tmp_path / "runs/tiny.onnx").stat().st_size > 0
 
     metrics = json.loads((tmp_path / "runs/demo-tiny/metrics.json").read_text())
     assert set(metrics) == {"model", "baseline", "primary", "config", "seconds"}
