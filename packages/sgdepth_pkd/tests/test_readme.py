@@ -24,7 +24,7 @@ def _commands() -> list[list[str]]:
 
 def test_readme_commands_run_as_written(tmp_path, monkeypatch) -> None:
     commands = _commands()
-    assert [c[0] for c in commands] == ["train", "train", "evaluate", "predict", "demo"]
+    assert [c[0] for c in commands] == ["train", "train", "evaluate", "predict", "export", "demo"]
     monkeypatch.chdir(tmp_path)
     (tmp_path / "frames").mkdir()
     rng = np.random.default_rng(0)
@@ -34,3 +34,4 @@ def test_readme_commands_run_as_written(tmp_path, monkeypatch) -> None:
         assert main(command) == 0, command
     assert (tmp_path / "runs/eval-sgdepth_pkd/metrics.json").is_file()
     assert (tmp_path / "runs/predict-sgdepth_pkd/poses.txt").is_file()
+    assert (tmp_path / "runs/sgdepth.onnx").is_file()
