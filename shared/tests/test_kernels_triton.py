@@ -32,7 +32,12 @@ OPS_MODULE = "semcommon.kernels.triton_ops"
 
 @pytest.fixture(scope="module")
 def ops() -> Iterator[ModuleType]:
-    """``triton_ops`` imported afresh with the interpreter on; the previous module (if any) is restored after."""
+    """``triton_ops`` imported afresh with the interpreter on; the previous module (if any) is restored after.
+
+    ``triton`` itself is imported first, before the interpreter is switched on, as when another test module of the
+    session has imported it: the kernels must still run.
+    """
+    importlib.import_module("triton")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TRITON_INTERPRET", "1")
         patch.delitem(sys.modules, OPS_MODULE, raising=False)
@@ -80,16 +85,20 @@ def assert_all_close(got: list[torch.Tensor], expected: list[torch.Tensor], atol
         torch.testing.assert_close(a, b, rtol=1e-4, atol=atol, msg=lambda m, i=index: f"item {i}: {m}")
 
 
-@pytest.mark.parametrize("disp_min,disp_max", [(-5, 20), (3, 7), (-9, -2)])
+@pytest.mark.parametrize("disp_min,disp_max", [(-5, 13), (3, 7), (-9, -2)])
 def test_gwc_volume_norm_triton(disp_min, disp_max, triton_calls, monkeypatch):
     """Odd W over two x-blocks, D over two disparity blocks, negative ranges, batch 2, 3 groups of 4 channels."""
     torch.manual_seed(0)
-    left = torch.randn(2, 12, 3, 67, requires_grad=True)
-    right = torch.randn(2, 12, 3, 67, requires_grad=True)
+    left = torch.randn(2, 12, 2, 67, requires_grad=True)
+    right = torch.randn(2, 12, 2, 67, requires_grad=True)
     got, expected = run_both(monkeypatch, lambda a, b: gwc_volume_norm(a, b, disp_min, disp_max, 3), (left, right))
     assert triton_calls["group_correlation"] == 1
-    assert got[0].shape == (2, 3, disp_max - disp_min, 3, 67)
+    assert got[0].shape == (2, 3, disp_max - disp_min, 2, 67)
     assert_all_close(got, expected)
+
+
+# grid_sample normalises x to [-1, 1] and back: ~W·6e-8 px of rounding, times a feature slope of a few units.
+WARP_ATOL = 5e-5
 
 
 def fractional_disparities(shape: tuple[int, ...]) -> torch.Tensor:
@@ -102,33 +111,36 @@ def fractional_disparities(shape: tuple[int, ...]) -> torch.Tensor:
 
 def test_warp_by_disparity_triton(triton_calls, monkeypatch):
     """Values and gradients w.r.t. features and disparity; 20 channels (two channel blocks), W = 67."""
+    torch.manual_seed(5)
     right = torch.randn(2, 20, 3, 67, requires_grad=True)
     disp = fractional_disparities((2, 3, 3, 67)).requires_grad_()
     got, expected = run_both(monkeypatch, warp_by_disparity, (right, disp))
     assert triton_calls["warp_by_disparity"] == 1
-    assert_all_close(got, expected)
+    assert_all_close(got, expected, atol=WARP_ATOL)
     assert got[0][:, :, :, :, :1].abs().sum() > 0 and (got[0] == 0).any()  # samples inside and outside the image
 
 
 def test_concat_volume_triton(triton_calls, monkeypatch):
     """Fractional disparities with gradients for left, right and disparity."""
+    torch.manual_seed(6)
     left = torch.randn(2, 5, 4, 9, requires_grad=True)
     right = torch.randn(2, 5, 4, 9, requires_grad=True)
     disp = fractional_disparities((2, 3, 4, 9)).requires_grad_()
     got, expected = run_both(monkeypatch, concat_volume, (left, right, disp))
     assert triton_calls["concat_volume"] == 1
     assert got[0].shape == (2, 10, 3, 4, 9)
-    assert_all_close(got, expected)
+    assert_all_close(got, expected, atol=WARP_ATOL)
 
 
 def test_concat_volume_integer_hypotheses_triton(triton_calls, monkeypatch):
     """SemStereo's use: integer hypotheses (no disparity gradient), signed, partly outside the image."""
+    torch.manual_seed(7)
     left = torch.randn(1, 6, 3, 11, requires_grad=True)
     right = torch.randn(1, 6, 3, 11, requires_grad=True)
     disp = torch.randint(-12, 12, (1, 4, 3, 11)).float()
     got, expected = run_both(monkeypatch, concat_volume, (left, right, disp))
     assert triton_calls["concat_volume"] == 1
-    assert_all_close(got, expected)
+    assert_all_close(got, expected, atol=WARP_ATOL)
 
 
 def flow_coords(batch: int, height: int, width: int, spread: float) -> torch.Tensor:

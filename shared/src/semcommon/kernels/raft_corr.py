@@ -182,8 +182,10 @@ def corr_lookup_windowed(
         centres = coords / 2**level_index
         base = centres.detach().floor()
         frac = (centres - base).unsqueeze(2)  # B×2×1×H×W, differentiable in coords
-        limit = torch.tensor(level.shape[-1:-3:-1], device=coords.device, dtype=coords.dtype).view(1, 2, 1, 1)
-        corner = torch.minimum(torch.maximum(base - radius, torch.full_like(base, -side)), limit).long()
+        # Window top-left corners, clamped so that windows wholly outside stay outside (and fit in int32).
+        corner_x = (base[:, 0] - radius).clamp(-side, level.shape[-1])
+        corner_y = (base[:, 1] - radius).clamp(-side, level.shape[-2])
+        corner = torch.stack((corner_x, corner_y), dim=1).to(torch.int32)
         window = window_correlation(fmap1, level, corner, side, scale)  # B×side(x)×side(y)×H×W
         fx, fy = frac[:, :1], frac[:, 1:]
         window = window[:, :-1] * (1 - fx) + window[:, 1:] * fx

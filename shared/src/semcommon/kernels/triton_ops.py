@@ -1,7 +1,10 @@
 """Triton kernels (forward and backward) behind :mod:`semcommon.kernels`; imported only when Triton is used.
 
 Kernels accumulate in float32 and store in the input dtype. Under ``TRITON_INTERPRET=1`` (set before this module is
-imported) they run on CPU tensors through Triton's interpreter, which is how the tests exercise them.
+imported) they run on CPU tensors through Triton's interpreter, which is how the tests exercise them. They use only
+Triton builtins and this module's own ``@triton.jit`` helpers, no library functions written with ``@triton.jit``
+(``tl.zeros``, ``tl.sum``): those are built when ``triton`` is first imported, and would not run under an interpreter
+switched on after that (as in a test session where another module imported ``triton`` first).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ _GWC_BLOCK_D = 16
 _WARP_BLOCK_X = 64
 _WARP_BLOCK_C = 16
 _WINDOW_BLOCK_P = 32
+_WINDOW_BLOCK_C = 32
 
 
 def interpreted() -> bool:
@@ -54,7 +58,7 @@ def _gwc_fwd_kernel(
         src = xs[None, :] - (disp_min + js)[:, None]
         store_ok = (js < num_disp)[:, None] & x_ok[None, :]
         ok = store_ok & (src >= 0) & (src < width)
-        acc = tl.zeros((BLOCK_D, BLOCK_X), dtype=tl.float32)
+        acc = tl.full((BLOCK_D, BLOCK_X), 0.0, tl.float32)
         for c in range(group_channels):
             lv = tl.load(left_ptr + in_base + c * plane + xs, mask=x_ok, other=0.0).to(tl.float32)
             rv = tl.load(right_ptr + in_base + c * plane + src, mask=ok, other=0.0).to(tl.float32)
@@ -75,7 +79,6 @@ def _gwc_bwd_kernel(
     num_disp,
     disp_min,
     scale,
-    BLOCK_D: tl.constexpr,
     BLOCK_X: tl.constexpr,
 ):
     """Gradients of :func:`_gwc_fwd_kernel` as gathers (no atomics): left reads ``x - d``, right reads ``x + d``."""
@@ -87,30 +90,24 @@ def _gwc_bwd_kernel(
     in_base = group * group_channels * plane + row * width
     out_base = group * num_disp * plane + row * width
     for c in range(group_channels):
-        grad_l = tl.zeros((BLOCK_X,), dtype=tl.float32)
-        grad_r = tl.zeros((BLOCK_X,), dtype=tl.float32)
-        for d0 in range(0, num_disp, BLOCK_D):
-            js = d0 + tl.arange(0, BLOCK_D)
-            disp = (disp_min + js)[:, None]
-            valid = (js < num_disp)[:, None] & x_ok[None, :]
-            src = xs[None, :] - disp
-            src_ok = valid & (src >= 0) & (src < width)
-            go = tl.load(grad_out_ptr + out_base + js[:, None] * plane + xs[None, :], mask=src_ok, other=0.0)
-            rv = tl.load(right_ptr + in_base + c * plane + src, mask=src_ok, other=0.0)
-            grad_l += tl.sum(go.to(tl.float32) * rv.to(tl.float32), axis=0)
-            dst = xs[None, :] + disp
-            dst_ok = valid & (dst >= 0) & (dst < width)
-            go = tl.load(grad_out_ptr + out_base + js[:, None] * plane + dst, mask=dst_ok, other=0.0)
-            lv = tl.load(left_ptr + in_base + c * plane + dst, mask=dst_ok, other=0.0)
-            grad_r += tl.sum(go.to(tl.float32) * lv.to(tl.float32), axis=0)
+        grad_l = tl.full((BLOCK_X,), 0.0, tl.float32)
+        grad_r = tl.full((BLOCK_X,), 0.0, tl.float32)
+        for j in range(num_disp):
+            src = xs - (disp_min + j)
+            src_ok = x_ok & (src >= 0) & (src < width)
+            go = tl.load(grad_out_ptr + out_base + j * plane + xs, mask=src_ok, other=0.0).to(tl.float32)
+            grad_l += go * tl.load(right_ptr + in_base + c * plane + src, mask=src_ok, other=0.0).to(tl.float32)
+            dst = xs + (disp_min + j)
+            dst_ok = x_ok & (dst >= 0) & (dst < width)
+            go = tl.load(grad_out_ptr + out_base + j * plane + dst, mask=dst_ok, other=0.0).to(tl.float32)
+            grad_r += go * tl.load(left_ptr + in_base + c * plane + dst, mask=dst_ok, other=0.0).to(tl.float32)
         tl.store(grad_left_ptr + in_base + c * plane + xs, grad_l * scale, mask=x_ok)
         tl.store(grad_right_ptr + in_base + c * plane + xs, grad_r * scale, mask=x_ok)
 
 
-def _gwc_launch(left: torch.Tensor, disp_min: int, num_disp: int) -> tuple[tuple[int, int, int], dict[str, int]]:
+def _gwc_grid(left: torch.Tensor) -> tuple[int, int, int]:
     batch, groups, _, height, width = left.shape
-    grid = (triton.cdiv(width, _GWC_BLOCK_X), height, batch * groups)
-    return grid, {"BLOCK_D": min(_GWC_BLOCK_D, triton.next_power_of_2(num_disp)), "BLOCK_X": _GWC_BLOCK_X}
+    return triton.cdiv(width, _GWC_BLOCK_X), height, batch * groups
 
 
 class _GroupCorrelation(torch.autograd.Function):
@@ -120,8 +117,10 @@ class _GroupCorrelation(torch.autograd.Function):
         batch, groups, per_group, height, width = left.shape
         num_disp = disp_max - disp_min
         out = left.new_empty(batch, groups, num_disp, height, width)
-        grid, blocks = _gwc_launch(left, disp_min, num_disp)
-        _gwc_fwd_kernel[grid](left, right, out, per_group, height, width, num_disp, disp_min, 1.0 / per_group, **blocks)
+        block_d = min(_GWC_BLOCK_D, triton.next_power_of_2(num_disp))
+        _gwc_fwd_kernel[_gwc_grid(left)](
+            left, right, out, per_group, height, width, num_disp, disp_min, 1.0 / per_group, block_d, _GWC_BLOCK_X
+        )
         ctx.save_for_backward(left, right)
         ctx.disp_min = disp_min
         return out
@@ -133,8 +132,7 @@ class _GroupCorrelation(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         num_disp = grad_out.shape[2]
         grad_left, grad_right = torch.empty_like(left), torch.empty_like(right)
-        grid, blocks = _gwc_launch(left, ctx.disp_min, num_disp)
-        _gwc_bwd_kernel[grid](
+        _gwc_bwd_kernel[_gwc_grid(left)](
             left,
             right,
             grad_out,
@@ -146,7 +144,7 @@ class _GroupCorrelation(torch.autograd.Function):
             num_disp,
             ctx.disp_min,
             1.0 / per_group,
-            **blocks,
+            BLOCK_X=_GWC_BLOCK_X,
         )
         return grad_left, grad_right, None, None
 
@@ -229,10 +227,9 @@ def _warp_bwd_kernel(
     width,
     out_channels,
     out_offset,
-    BLOCK_C: tl.constexpr,
     BLOCK_X: tl.constexpr,
 ):
-    """Gradients of :func:`_warp_fwd_kernel`: right by atomic scatter (float32), disparity by a channel reduction."""
+    """Gradients of :func:`_warp_fwd_kernel`: right by atomic scatter (float32), disparity summed over channels."""
     row = tl.program_id(1)
     sample = tl.program_id(2).to(tl.int64)
     batch = sample // num_disp
@@ -241,20 +238,16 @@ def _warp_bwd_kernel(
     x_ok = xs < width
     x0, w0, w1, ok0, ok1 = _warp_taps(disp_ptr, sample, row, xs, x_ok, height, width)
     plane = height * width
-    grad_disp = tl.zeros((BLOCK_X,), dtype=tl.float32)
-    for c0 in range(0, channels, BLOCK_C):
-        cs = c0 + tl.arange(0, BLOCK_C)
-        c_ok = (cs < channels)[:, None]
-        in_row = ((batch * channels + cs) * plane + row * width)[:, None]
-        out_row = (((batch * out_channels + out_offset + cs) * num_disp + k) * plane + row * width)[:, None]
-        go = tl.load(grad_out_ptr + out_row + xs[None, :], mask=c_ok & x_ok[None, :], other=0.0).to(tl.float32)
-        m0 = c_ok & ok0[None, :]
-        m1 = c_ok & ok1[None, :]
-        r0 = tl.load(right_ptr + in_row + x0[None, :], mask=m0, other=0.0).to(tl.float32)
-        r1 = tl.load(right_ptr + in_row + x0[None, :] + 1, mask=m1, other=0.0).to(tl.float32)
-        grad_disp += tl.sum(go * (r0 - r1), axis=0)
-        tl.atomic_add(grad_right_ptr + in_row + x0[None, :], go * w0[None, :], mask=m0)
-        tl.atomic_add(grad_right_ptr + in_row + x0[None, :] + 1, go * w1[None, :], mask=m1)
+    grad_disp = tl.full((BLOCK_X,), 0.0, tl.float32)
+    for c in range(channels):
+        in_row = (batch * channels + c) * plane + row * width
+        out_row = ((batch * out_channels + out_offset + c) * num_disp + k) * plane + row * width
+        go = tl.load(grad_out_ptr + out_row + xs, mask=x_ok, other=0.0).to(tl.float32)
+        r0 = tl.load(right_ptr + in_row + x0, mask=ok0, other=0.0).to(tl.float32)
+        r1 = tl.load(right_ptr + in_row + x0 + 1, mask=ok1, other=0.0).to(tl.float32)
+        grad_disp += go * (r0 - r1)
+        tl.atomic_add(grad_right_ptr + in_row + x0, go * w0, mask=ok0)
+        tl.atomic_add(grad_right_ptr + in_row + x0 + 1, go * w1, mask=ok1)
     tl.store(grad_disp_ptr + sample * plane + row * width + xs, grad_disp, mask=x_ok)
 
 
@@ -315,7 +308,6 @@ class _Warp(torch.autograd.Function):
             width,
             out_channels,
             out_channels - channels,
-            BLOCK_C=_WARP_BLOCK_C,
             BLOCK_X=_WARP_BLOCK_X,
         )
         grad_left = grad_out[:, :channels].sum(dim=2) if ctx.with_left else None
@@ -369,7 +361,7 @@ def _window_fwd_kernel(
     p_ok = ps < num_pix
     ks, q, ok = _window_taps(corner_ptr, batch, ps, p_ok, num_pix, level_h, level_w, SIDE, BLOCK_K)
     level_pix = level_h * level_w
-    acc = tl.zeros((BLOCK_P, BLOCK_K), dtype=tl.float32)
+    acc = tl.full((BLOCK_P, BLOCK_K), 0.0, tl.float32)
     for c in range(channels):
         a = tl.load(f1_ptr + (batch * channels + c) * num_pix + ps, mask=p_ok, other=0.0).to(tl.float32)
         v = tl.load(f2_ptr + (batch * channels + c) * level_pix + q, mask=ok, other=0.0).to(tl.float32)
@@ -392,23 +384,34 @@ def _window_bwd_kernel(
     level_w,
     scale,
     SIDE: tl.constexpr,
+    BLOCK_C: tl.constexpr,
     BLOCK_P: tl.constexpr,
-    BLOCK_K: tl.constexpr,
 ):
-    """Gradients of :func:`_window_fwd_kernel`: ``f1`` by a gather, ``f2`` by atomic scatter (float32)."""
+    """Gradients of :func:`_window_fwd_kernel` over ``BLOCK_C×BLOCK_P`` (channel, pixel) tiles, one window position
+    at a time: ``f1`` accumulated from gathers, ``f2`` by atomic scatter (float32)."""
     batch = tl.program_id(1).to(tl.int64)
     ps = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
     p_ok = ps < num_pix
-    ks, q, ok = _window_taps(corner_ptr, batch, ps, p_ok, num_pix, level_h, level_w, SIDE, BLOCK_K)
+    left = tl.load(corner_ptr + batch * 2 * num_pix + ps, mask=p_ok, other=0)
+    top = tl.load(corner_ptr + (batch * 2 + 1) * num_pix + ps, mask=p_ok, other=0)
     level_pix = level_h * level_w
-    go_off = (batch * SIDE * SIDE + ks[None, :]) * num_pix + ps[:, None]
-    go = tl.load(grad_out_ptr + go_off, mask=p_ok[:, None] & (ks < SIDE * SIDE)[None, :], other=0.0)
-    go = go.to(tl.float32) * scale
-    for c in range(channels):
-        v = tl.load(f2_ptr + (batch * channels + c) * level_pix + q, mask=ok, other=0.0).to(tl.float32)
-        tl.store(grad_f1_ptr + (batch * channels + c) * num_pix + ps, tl.sum(go * v, axis=1), mask=p_ok)
-        a = tl.load(f1_ptr + (batch * channels + c) * num_pix + ps, mask=p_ok, other=0.0).to(tl.float32)
-        tl.atomic_add(grad_f2_ptr + (batch * channels + c) * level_pix + q, go * a[:, None], mask=ok)
+    for c0 in range(0, channels, BLOCK_C):
+        cs = c0 + tl.arange(0, BLOCK_C)
+        c_ok = (cs < channels)[:, None]
+        f1_off = (batch * channels + cs)[:, None] * num_pix + ps[None, :]
+        a = tl.load(f1_ptr + f1_off, mask=c_ok & p_ok[None, :], other=0.0).to(tl.float32)
+        f2_rows = (batch * channels + cs)[:, None] * level_pix
+        acc = tl.full((BLOCK_C, BLOCK_P), 0.0, tl.float32)
+        for k in range(SIDE * SIDE):
+            qx = left + k // SIDE
+            qy = top + k % SIDE
+            ok = c_ok & (p_ok & (qx >= 0) & (qx < level_w) & (qy >= 0) & (qy < level_h))[None, :]
+            q = (qy * level_w + qx)[None, :]
+            go = tl.load(grad_out_ptr + (batch * SIDE * SIDE + k) * num_pix + ps, mask=p_ok, other=0.0)
+            go = (go.to(tl.float32) * scale)[None, :]
+            acc += go * tl.load(f2_ptr + f2_rows + q, mask=ok, other=0.0).to(tl.float32)
+            tl.atomic_add(grad_f2_ptr + f2_rows + q, go * a, mask=ok)
+        tl.store(grad_f1_ptr + f1_off, acc, mask=c_ok & p_ok[None, :])
 
 
 def _window_launch(fmap1: torch.Tensor, side: int) -> tuple[tuple[int, int], dict[str, int]]:
@@ -422,7 +425,7 @@ class _WindowCorrelation(torch.autograd.Function):
     def forward(
         ctx, fmap1: torch.Tensor, fmap2: torch.Tensor, corner: torch.Tensor, side: int, scale: float
     ) -> torch.Tensor:
-        fmap1, fmap2, corner = fmap1.contiguous(), fmap2.contiguous(), corner.to(torch.int32).contiguous()
+        fmap1, fmap2, corner = fmap1.contiguous(), fmap2.contiguous(), corner.contiguous()
         batch, channels, height, width = fmap1.shape
         out = fmap1.new_empty(batch, side, side, height, width)
         grid, meta = _window_launch(fmap1, side)
@@ -439,8 +442,7 @@ class _WindowCorrelation(torch.autograd.Function):
         _, channels, height, width = fmap1.shape
         grad_f1 = torch.empty(fmap1.shape, device=fmap1.device, dtype=torch.float32)
         grad_f2 = torch.zeros(fmap2.shape, device=fmap2.device, dtype=torch.float32)
-        grid, meta = _window_launch(fmap1, ctx.side)
-        _window_bwd_kernel[grid](
+        _window_bwd_kernel[(triton.cdiv(height * width, _WINDOW_BLOCK_P), fmap1.shape[0])](
             fmap1,
             fmap2,
             corner,
@@ -452,7 +454,9 @@ class _WindowCorrelation(torch.autograd.Function):
             fmap2.shape[2],
             fmap2.shape[3],
             ctx.scale,
-            **meta,
+            SIDE=ctx.side,
+            BLOCK_C=_WINDOW_BLOCK_C,
+            BLOCK_P=_WINDOW_BLOCK_P,
         )
         return grad_f1.to(fmap1.dtype), grad_f2.to(fmap2.dtype), None, None, None
 
@@ -462,7 +466,7 @@ def window_correlation(
 ) -> torch.Tensor:
     """``B×side×side×H×W``: ``scale · <fmap1(p), fmap2(corner(p) + (a, b))>`` for ``a`` (x), ``b`` (y) in the window.
 
-    ``fmap1`` ``B×C×H×W``, ``fmap2`` ``B×C×h×w``, ``corner`` ``B×2×H×W`` integer ``(x, y)`` of each window's top-left
+    ``fmap1`` ``B×C×H×W``, ``fmap2`` ``B×C×h×w``, ``corner`` ``B×2×H×W`` int32 ``(x, y)`` of each window's top-left
     position in ``fmap2``; positions outside ``fmap2`` give 0.
     """
     return _WindowCorrelation.apply(fmap1, fmap2, corner, side, scale)
