@@ -154,12 +154,13 @@ def all_pairs_lookup(f1: torch.Tensor, f2: torch.Tensor, coords: torch.Tensor, l
     return corr_lookup(corr_pyramid(f1, f2, num_levels=levels), coords, radius=radius)
 
 
-@pytest.mark.parametrize("radius", [1, 2])
-def test_corr_lookup_windowed_triton_matches_all_pairs(radius, triton_calls, monkeypatch):
-    """Windowed Triton lookup = all-pairs pyramid + lookup: values, fmap1/fmap2/coords gradients; 3 levels."""
+@pytest.mark.parametrize("radius,channels", [(1, 33), (2, 5)])
+def test_corr_lookup_windowed_triton_matches_all_pairs(radius, channels, triton_calls, monkeypatch):
+    """Windowed Triton lookup = all-pairs pyramid + lookup: values, fmap1/fmap2/coords gradients; 3 levels, 315 pixels
+    (10 pixel blocks, the last partial), 33 channels (two channel blocks in the backward)."""
     torch.manual_seed(2)
-    f1 = torch.randn(2, 5, 9, 35, requires_grad=True)
-    f2 = torch.randn(2, 5, 9, 35, requires_grad=True)
+    f1 = torch.randn(2, channels, 9, 35, requires_grad=True)
+    f2 = torch.randn(2, channels, 9, 35, requires_grad=True)
     coords = flow_coords(2, 9, 35, spread=6.0).requires_grad_()
     got, windowed = run_both(
         monkeypatch, lambda a, b, c: corr_lookup_windowed(a, feature_pyramid(b, 3), c, radius), (f1, f2, coords)
