@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     device = bench_device(args)
+    if device.type == "cuda":  # float32 means float32 (TF32 would change every convolution's result)
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     modes = ["bf16"] + (["compile"] if args.compile else [])
     accuracy = demo_accuracy(args.accuracy, device, modes) if args.accuracy else {}
     rows: list[BenchRow] = []

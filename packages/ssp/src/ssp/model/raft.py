@@ -101,35 +101,68 @@ class BasicMotionEncoder(nn.Module):
 
 
 class SepConvGRU(nn.Module):
-    """Convolutional GRU with a horizontal (1×5) then a vertical (5×1) pass."""
+    """Convolutional GRU with a horizontal (1×5) then a vertical (5×1) pass.
+
+    The input ``x`` is ``[context | motion]`` (RAFT); the context part is the same at every iteration, so the fast
+    path (:meth:`context_terms`, :meth:`step_with_context`) convolves it once per image pair and each iteration
+    only convolves ``[h | motion]`` (convolution is a sum over input channels; zero padding is per channel), with
+    the z and r gates as one convolution.
+    """
 
     def __init__(self, hidden_dim: int = 128, input_dim: int = 256) -> None:
         super().__init__()
         both = hidden_dim + input_dim
+        self.hidden_dim = hidden_dim
         self.convz1 = nn.Conv2d(both, hidden_dim, (1, 5), padding=(0, 2))
         self.convr1 = nn.Conv2d(both, hidden_dim, (1, 5), padding=(0, 2))
         self.convq1 = nn.Conv2d(both, hidden_dim, (1, 5), padding=(0, 2))
         self.convz2 = nn.Conv2d(both, hidden_dim, (5, 1), padding=(2, 0))
         self.convr2 = nn.Conv2d(both, hidden_dim, (5, 1), padding=(2, 0))
         self.convq2 = nn.Conv2d(both, hidden_dim, (5, 1), padding=(2, 0))
-        self.impl = "fast"
 
     def _step(
         self, h: torch.Tensor, x: torch.Tensor, convz: nn.Conv2d, convr: nn.Conv2d, convq: nn.Conv2d
     ) -> torch.Tensor:
         hx = torch.cat([h, x], dim=1)
-        if self.impl == "reference":
-            z = torch.sigmoid(convz(hx))
-            r = torch.sigmoid(convr(hx))
-        else:  # one convolution for both gates (same input), split afterwards
-            weight, bias = torch.cat([convz.weight, convr.weight]), torch.cat([convz.bias, convr.bias])
-            z, r = torch.sigmoid(F.conv2d(hx, weight, bias, padding=convz.padding)).chunk(2, dim=1)
+        z = torch.sigmoid(convz(hx))
+        r = torch.sigmoid(convr(hx))
         q = torch.tanh(convq(torch.cat([r * h, x], dim=1)))
         return (1 - z) * h + z * q
 
     def forward(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         h = self._step(h, x, self.convz1, self.convr1, self.convq1)
         return self._step(h, x, self.convz2, self.convr2, self.convq2)
+
+    def _passes(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, tuple[int, int]]]:
+        """Per pass: (z|r weight, z|r bias, q weight, q bias, padding)."""
+        return [
+            (torch.cat([z.weight, r.weight]), torch.cat([z.bias, r.bias]), q.weight, q.bias, z.padding)
+            for z, r, q in ((self.convz1, self.convr1, self.convq1), (self.convz2, self.convr2, self.convq2))
+        ]
+
+    def context_terms(self, context: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per pass, the (z|r, q) convolutions of the context channels plus the biases: ``B×2h×H×W``, ``B×h×H×W``."""
+        hidden, width = self.hidden_dim, context.shape[1]
+        terms = []
+        for zr_w, zr_b, q_w, q_b, padding in self._passes():
+            columns = slice(hidden, hidden + width)
+            terms.append((F.conv2d(context, zr_w[:, columns], zr_b, padding=padding),
+                          F.conv2d(context, q_w[:, columns], q_b, padding=padding)))  # fmt: skip
+        return terms
+
+    def step_with_context(
+        self, h: torch.Tensor, motion: torch.Tensor, terms: list[tuple[torch.Tensor, torch.Tensor]]
+    ) -> torch.Tensor:
+        """:meth:`forward` on ``x = [context | motion]`` given :meth:`context_terms` of the context."""
+        hidden = self.hidden_dim
+        for (zr_w, _, q_w, _, padding), (zr_ctx, q_ctx) in zip(self._passes(), terms, strict=True):
+            start = zr_w.shape[1] - motion.shape[1]
+            zr_w = torch.cat([zr_w[:, :hidden], zr_w[:, start:]], dim=1)
+            q_w = torch.cat([q_w[:, :hidden], q_w[:, start:]], dim=1)
+            z, r = torch.sigmoid(F.conv2d(torch.cat([h, motion], dim=1), zr_w, padding=padding) + zr_ctx).chunk(2, 1)
+            q = torch.tanh(F.conv2d(torch.cat([r * h, motion], dim=1), q_w, padding=padding) + q_ctx)
+            h = (1 - z) * h + z * q
+        return h
 
 
 class FlowHead(nn.Module):
@@ -156,11 +189,23 @@ class BasicUpdateBlock(nn.Module):
         self.mask = nn.Sequential(nn.Conv2d(128, 256, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(256, 64 * 9, 1))
 
     def forward(
-        self, net: torch.Tensor, inp: torch.Tensor, corr: torch.Tensor, flow: torch.Tensor, with_mask: bool = True
+        self,
+        net: torch.Tensor,
+        inp: torch.Tensor,
+        corr: torch.Tensor,
+        flow: torch.Tensor,
+        with_mask: bool = True,
+        context_terms: list[tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """(new hidden state, upsampling mask ``B×576×h×w`` or None when ``with_mask`` is False, flow update)."""
+        """(new hidden state, upsampling mask ``B×576×h×w`` or None when ``with_mask`` is False, flow update).
+
+        ``context_terms``: the GRU's :meth:`SepConvGRU.context_terms` of ``inp`` (fast path), computed once a pair.
+        """
         motion = self.encoder(flow, corr)
-        net = self.gru(net, torch.cat([inp, motion], dim=1))
+        if context_terms is None:
+            net = self.gru(net, torch.cat([inp, motion], dim=1))
+        else:
+            net = self.gru.step_with_context(net, motion, context_terms)
         return net, 0.25 * self.mask(net) if with_mask else None, self.flow_head(net)
 
 
@@ -184,7 +229,8 @@ class RAFT(nn.Module):
 
     ``impl`` "fast" (exact within float32 rounding; see :func:`ssp.model.set_impl`): in ``test_mode`` the
     convex-upsampling mask and the upsampled flow are computed for the last iteration only (the others are
-    discarded), eval-mode BN is folded into the convolutions, the GRU's z/r gates run as one convolution, and
+    discarded), eval-mode BN is folded into the convolutions, the GRU convolves the (iteration-invariant) context
+    features once instead of every iteration and its z/r gates run as one convolution, and
     when the all-pairs correlation volume would exceed ``max_corr_mib`` the lookup correlates each window on the
     fly from the pooled ``fmap2`` pyramid (memory O(HW) instead of O(H²W²)). "reference": the authors' order.
     """
@@ -231,6 +277,7 @@ class RAFT(nn.Module):
 
         net, inp = torch.split(self.cnet(image1), [self.hidden_dim, self.context_dim], dim=1)
         net, inp = torch.tanh(net), torch.relu(inp)
+        context_terms = self.update_block.gru.context_terms(inp) if fast else None
         coords0 = coords_grid(batch, image1.shape[-2] // 8, image1.shape[-1] // 8, image1.device)
         coords1 = coords0.clone()
         predictions = []
@@ -238,7 +285,9 @@ class RAFT(nn.Module):
         for step in range(iters):
             coords1 = coords1.detach()
             with_mask = not (fast and test_mode) or step == iters - 1
-            net, up_mask, delta = self.update_block(net, inp, lookup(coords1), coords1 - coords0, with_mask)
+            net, up_mask, delta = self.update_block(
+                net, inp, lookup(coords1), coords1 - coords0, with_mask, context_terms
+            )
             coords1 = coords1 + delta
             if with_mask:
                 flow_up = upsample_flow(coords1 - coords0, up_mask)
