@@ -50,9 +50,12 @@ def test_fast_equals_reference(options, shape, small_config) -> None:
     model = _randomised(config)
     imgs = torch.randn(shape[0], 6, *shape[1:], generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        _assert_parity(Inference(model, "reference")(imgs), Inference(model, "fast")(imgs))
-        nchw = Inference(model, "fast", channels_last=False)(imgs)
-    _assert_parity(Inference(model, "reference")(imgs), nchw)
+        reference = Inference(model, "reference")(imgs)
+        for channels_last in (False, True):
+            for batch_dates in (False, True):
+                fast = Inference(model, "fast", channels_last=channels_last, batch_dates=batch_dates)
+                _assert_parity(reference, fast(imgs))
+    assert all(p.is_contiguous() for p in model.parameters())  # building the fast path leaves the model untouched
 
 
 def test_bad_impl_and_precision_are_refused(small_config) -> None:

@@ -34,12 +34,11 @@ class OnnxClearSCD(nn.Module):
         height, width = imgs.shape[2], imgs.shape[3]
         padded = F.pad(imgs, (0, (32 - width % 32) % 32, 0, (32 - height % 32) % 32), mode="replicate")
         mid = self.fast.forward_intermediates(padded)
-        seg = mid["seglow"]
-        if self.fast.config.downsample_seg:
-            seg = F.interpolate(seg, scale_factor=4.0, mode="bilinear", align_corners=True)
-        seg = seg[:, :, :height, :width]
-        batch = imgs.shape[0]
-        outputs = (seg[:batch], seg[batch:])
+        outputs: tuple[torch.Tensor, ...] = ()
+        for seg in (mid["seglow_A"], mid["seglow_B"]):
+            if self.fast.config.downsample_seg:
+                seg = F.interpolate(seg, scale_factor=4.0, mode="bilinear", align_corners=True)
+            outputs += (seg[:, :, :height, :width],)
         if mid["BCD"] is not None:
             outputs += (mid["BCD"][:, :, :height, :width],)
         return outputs
@@ -53,7 +52,7 @@ def export_model(model: ClearSCD, out: str | Path, size: int = 512) -> Path:
     """Write the ONNX graph of ``model``'s fast path to ``out`` (atomic; dynamic B, H, W; example input size²)."""
     from semcommon.export import export_onnx
 
-    wrapper = OnnxClearSCD(build_fast(model.cpu().eval(), channels_last=False)).eval()
+    wrapper = OnnxClearSCD(build_fast(model.cpu().eval(), channels_last=False, batch_dates=True)).eval()
     example = (torch.zeros(1, 6, size, size),)
     names = output_names(model)
     axes = {"imgs": {0: "B", 2: "H", 3: "W"}} | {name: {0: "B", 2: "H", 3: "W"} for name in names}

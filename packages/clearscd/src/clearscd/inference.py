@@ -69,8 +69,8 @@ class Inference:
     "reference" (``model(imgs, test=True)``, the authors' operations in their order; uses the model in its current
     mode, so call ``model.eval()`` first). ``precision``: "fp32" (exact), "bf16"/"fp16" autocast (approximate).
     ``compile``: ``torch.compile`` the network (approximate, opt-in). ``cuda_graphs``: replay the fast path as CUDA
-    graphs (exact: the same kernels; None = on for impl "fast", fp32, no compile, on a CUDA model). ``channels_last``:
-    memory format of the fast path (None = where it measured faster, see :func:`build_fast`). The fast module is
+    graphs (exact: the same kernels; None = on for impl "fast", fp32, no compile, on a CUDA model). ``channels_last``,
+    ``batch_dates``: layout choices of the fast path (None = what measured faster, see :func:`build_fast`). The fast module is
     built once here from the model's current weights: build a new :class:`Inference` after changing them.
     """
 
@@ -82,6 +82,7 @@ class Inference:
         compile: bool = False,
         cuda_graphs: bool | None = None,
         channels_last: bool | None = None,
+        batch_dates: bool | None = None,
     ) -> None:
         if impl not in IMPLS:
             raise ValueError(f"--impl: unknown implementation {impl!r} (use one of {', '.join(IMPLS)})")
@@ -90,7 +91,7 @@ class Inference:
         self.model, self.impl, self.precision = model, impl, precision
         self.config = model.config
         if impl == "fast":
-            network: torch.nn.Module = build_fast(model, channels_last)
+            network: torch.nn.Module = build_fast(model, channels_last, batch_dates)
         else:
             network = ReferenceNetwork(model)
         self.network = torch.compile(network) if compile else network

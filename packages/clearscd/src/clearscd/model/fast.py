@@ -3,8 +3,9 @@ with outputs equal within the parity tolerances (float reassociation only).
 
 What differs from the reference (eager, the authors' operation order):
 
-- both dates go through the shared encoder, decoder and semantic head in ONE call (batch 2B instead of two calls
-  of batch B; BN in eval and GroupNorm are per sample, so this is exact);
+- on CUDA both dates go through the shared encoder, decoder and semantic head in ONE call (batch 2B instead of two
+  calls of batch B; BN in eval and GroupNorm are per sample, so this is exact); on the CPU two batch-B calls
+  measured faster (smaller working set), so the dates run one after the other there;
 - every eval-mode BatchNorm is folded into the conv before it (weight · γ/√(σ²+ε), bias β − μ·γ/√(σ²+ε));
 - the encoder's "static same" zero padding is done by the conv (asymmetric padding of stride-2 convs as symmetric
   padding with zero kernel taps), so no padded copy of the input is made;
@@ -14,12 +15,13 @@ What differs from the reference (eager, the authors' operation order):
   convs of the coarse map) and as one composed 3×3 conv on the thin skip input (the 1×1 skip conv folded into the
   3×3 conv, its bias as a border-aware constant map): about 2× fewer multiply-adds for the decoder's largest layers.
 
-:func:`build_fast` derives the module from a :class:`ClearSCD` (folded weights are copies, the decoder's other
-layers and the semantic head are shared); it is inference-only (no SACL/BSCC branches) and must be rebuilt after
-the weights change.
+:func:`build_fast` derives the module from a :class:`ClearSCD` (weights copied: the model is left untouched); it
+is inference-only (no SACL/BSCC branches) and must be rebuilt after the weights change.
 """
 
 from __future__ import annotations
+
+import copy
 
 import torch
 import torch.nn.functional as F
@@ -182,13 +184,13 @@ class _Decoder(nn.Module):
 
     def __init__(self, decoder: FPNDecoder) -> None:
         super().__init__()
-        self.p5 = decoder.p5
-        self.p4_skip, self.p3_skip = decoder.p4.skip_conv, decoder.p3.skip_conv
-        self.coarse_blocks = decoder.seg_blocks[:2]
+        self.p5 = copy.deepcopy(decoder.p5)
+        self.p4_skip, self.p3_skip = copy.deepcopy(decoder.p4.skip_conv), copy.deepcopy(decoder.p3.skip_conv)
+        self.coarse_blocks = copy.deepcopy(decoder.seg_blocks[:2])
         level3, level2 = decoder.seg_blocks[2].block[0], decoder.seg_blocks[3].block[0]
         self.conv3 = _SubPixelSkipConv(level3.block[0], decoder.p3.skip_conv)
         self.conv2 = _SubPixelSkipConv(level2.block[0], decoder.p2.skip_conv)
-        self.gn3, self.gn2 = level3.block[1], level2.block[1]
+        self.gn3, self.gn2 = copy.deepcopy(level3.block[1]), copy.deepcopy(level2.block[1])
 
     def forward(self, c2: torch.Tensor, c3: torch.Tensor, c4: torch.Tensor, c5: torch.Tensor) -> torch.Tensor:
         p5 = self.p5(c5)
@@ -230,39 +232,53 @@ class FastChangeDetectionHead(nn.Module):
 
 class FastClearSCD(nn.Module):
     """Inference-only ClearSCD: ``forward(imgs)`` (B×6×H×W, any H×W) → {"seg_A", "seg_B", "BCD"} as
-    ``ClearSCD.forward(imgs, test=True)``; :meth:`forward_intermediates` mirrors the reference's trunk outputs."""
+    ``ClearSCD.forward(imgs, test=True)``; :meth:`forward_intermediates` mirrors the reference's trunk outputs.
 
-    def __init__(self, model: ClearSCD, channels_last: bool = False) -> None:
+    ``batch_dates``: both dates through the shared trunk as one batch of 2B (fewer, larger kernels: the lever on
+    GPUs) or one after the other (smaller working set: measured faster on the CPU). ``channels_last``: memory format.
+    """
+
+    def __init__(self, model: ClearSCD, channels_last: bool = False, batch_dates: bool = True) -> None:
         super().__init__()
         self.config = model.config
         self.channels_last = channels_last
+        self.batch_dates = batch_dates
         self.encoder = _Encoder(model.encoder)
         self.decoder = _Decoder(model.decoder)
-        self.head_seg = model.head_seg
+        self.head_seg = copy.deepcopy(model.head_seg)
         self.head_bcd = FastChangeDetectionHead(model.head_bcd)
 
+    def _trunk(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """N×3×H×W → (encoder features f1..f5, decoder output N×128×H/4×W/4, head_seg logits)."""
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        enc = self.encoder(x)
+        dec = self.decoder(*enc[1:])
+        return enc, dec, self.head_seg(dec)
+
     def forward_intermediates(self, imgs: torch.Tensor) -> dict[str, torch.Tensor | list[torch.Tensor] | None]:
-        """``enc`` (f1..f5 of both dates, batch 2B), ``dec_A``/``dec_B``, ``seglow_A``/``seglow_B``, ``bcd_low``,
-        ``BCD`` (None with only_seg); H, W multiples of 32."""
+        """``enc_A`` (f1..f5 of date A), ``dec_A``/``dec_B``, ``seglow_A``/``seglow_B``, ``bcd_low``, ``BCD`` (None
+        with only_seg); H, W multiples of 32."""
         check_imgs(imgs)
         if imgs.shape[2] % 32 or imgs.shape[3] % 32:
             raise ValueError(f"imgs height and width must be multiples of 32, got {tuple(imgs.shape[2:])}")
         batch = imgs.shape[0]
-        both = torch.cat([imgs[:, 0:3], imgs[:, 3:6]], dim=0)
-        if self.channels_last:
-            both = both.contiguous(memory_format=torch.channels_last)
-        enc = self.encoder(both)
-        dec = self.decoder(*enc[1:])
-        seglow = self.head_seg(dec)
+        if self.batch_dates:
+            enc, dec, seglow = self._trunk(torch.cat([imgs[:, 0:3], imgs[:, 3:6]], dim=0))
+            enc_A, dec_A, dec_B = [f[:batch] for f in enc], dec[:batch], dec[batch:]
+            seglow_A, seglow_B = seglow[:batch], seglow[batch:]
+        else:
+            enc_A, dec_A, seglow_A = self._trunk(imgs[:, 0:3])
+            _, dec_B, seglow_B = self._trunk(imgs[:, 3:6])
         out: dict[str, torch.Tensor | list[torch.Tensor] | None] = {
-            "enc": enc, "dec_A": dec[:batch], "dec_B": dec[batch:], "seglow": seglow,
-            "seglow_A": seglow[:batch], "seglow_B": seglow[batch:], "bcd_low": None, "BCD": None,
+            "enc_A": enc_A, "dec_A": dec_A, "dec_B": dec_B, "seglow_A": seglow_A, "seglow_B": seglow_B,
+            "bcd_low": None, "BCD": None,
         }  # fmt: skip
         if not self.config.only_seg:
             if self.config.fusion == "diff":
-                fused = torch.abs(seglow[:batch] - seglow[batch:])
+                fused = torch.abs(seglow_A - seglow_B)
             else:
-                fused = torch.cat([seglow[:batch], seglow[batch:]], dim=1)
+                fused = torch.cat([seglow_A, seglow_B], dim=1)
             out["bcd_low"], out["BCD"] = self.head_bcd(fused)
         return out
 
@@ -273,25 +289,28 @@ class FastClearSCD(nn.Module):
             padded = F.pad(imgs, (0, -width % 32, 0, -height % 32), mode="replicate")
             return {k: v[..., :height, :width] for k, v in self.forward(padded).items()}
         mid = self.forward_intermediates(imgs)
-        seg = mid["seglow"]
-        if self.config.downsample_seg:
-            seg = F.interpolate(seg, scale_factor=4, mode="bilinear", align_corners=True)
-        batch = imgs.shape[0]
-        out = {"seg_A": seg[:batch].contiguous(), "seg_B": seg[batch:].contiguous()}
+        out = {}
+        for name in ("seg_A", "seg_B"):
+            seg = mid[f"seglow_{name[-1]}"]
+            if self.config.downsample_seg:
+                seg = F.interpolate(seg, scale_factor=4, mode="bilinear", align_corners=True)
+            out[name] = seg.contiguous()
         if mid["BCD"] is not None:
             out["BCD"] = mid["BCD"].contiguous()
         return out
 
 
-def build_fast(model: ClearSCD, channels_last: bool | None = None) -> FastClearSCD:
+def build_fast(model: ClearSCD, channels_last: bool | None = None, batch_dates: bool | None = None) -> FastClearSCD:
     """The fast inference module of ``model`` (eval-mode semantics whatever ``model.training`` is), on its device.
 
-    ``channels_last``: run the network in channels-last memory format; None = where it measured faster (CPU).
+    ``channels_last`` / ``batch_dates`` (see :class:`FastClearSCD`): None = what measured faster on the model's
+    device (CPU: channels_last, dates one after the other; CUDA: NCHW, dates batched).
     """
     device = next(model.parameters()).device
-    if channels_last is None:
-        channels_last = device.type == "cpu"
-    fast = FastClearSCD(model, channels_last).to(device).eval()
+    cpu = device.type == "cpu"
+    channels_last = cpu if channels_last is None else channels_last
+    batch_dates = not cpu if batch_dates is None else batch_dates
+    fast = FastClearSCD(model, channels_last, batch_dates).to(device).eval()
     return fast.to(memory_format=torch.channels_last) if channels_last else fast
 
 
