@@ -9,6 +9,8 @@ switched on after that (as in a test session where another module imported ``tri
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import triton
 import triton.language as tl
@@ -20,6 +22,11 @@ _WARP_BLOCK_X = 64
 _WARP_BLOCK_C = 16
 _WINDOW_BLOCK_P = 32
 _WINDOW_BLOCK_C = 32
+
+
+def _on_device(tensor: torch.Tensor) -> contextlib.AbstractContextManager:
+    """Launch on ``tensor``'s GPU (Triton launches on the current one); nothing to do for CPU tensors."""
+    return torch.cuda.device(tensor.device) if tensor.is_cuda else contextlib.nullcontext()
 
 
 def interpreted() -> bool:
@@ -151,7 +158,8 @@ class _GroupCorrelation(torch.autograd.Function):
 
 def group_correlation(left: torch.Tensor, right: torch.Tensor, disp_min: int, disp_max: int) -> torch.Tensor:
     """``B×G×C'×H×W`` pair -> ``B×G×D×H×W``: mean over ``C'`` of ``left[..., x] · right[..., x - d]`` (0 outside)."""
-    return _GroupCorrelation.apply(left, right, disp_min, disp_max)
+    with _on_device(left):
+        return _GroupCorrelation.apply(left, right, disp_min, disp_max)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -316,12 +324,14 @@ class _Warp(torch.autograd.Function):
 
 def warp_by_disparity(right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
     """``right`` ``B×C×H×W`` sampled at ``x - disparity`` (``B×D×H×W``) -> ``B×C×D×H×W`` (bilinear, zero padding)."""
-    return _Warp.apply(None, right, disparity, False)
+    with _on_device(right):
+        return _Warp.apply(None, right, disparity, False)
 
 
 def concat_volume(left: torch.Tensor, right: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
     """``B×2C×D×H×W``: left features repeated over the ``D`` samples, then the warped right features."""
-    return _Warp.apply(left, right, disparity, True)
+    with _on_device(right):
+        return _Warp.apply(left, right, disparity, True)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -469,4 +479,5 @@ def window_correlation(
     ``fmap1`` ``B×C×H×W``, ``fmap2`` ``B×C×h×w``, ``corner`` ``B×2×H×W`` int32 ``(x, y)`` of each window's top-left
     position in ``fmap2``; positions outside ``fmap2`` give 0.
     """
-    return _WindowCorrelation.apply(fmap1, fmap2, corner, side, scale)
+    with _on_device(fmap1):
+        return _WindowCorrelation.apply(fmap1, fmap2, corner, side, scale)
