@@ -11,6 +11,7 @@ out, every other entry is compared exactly (integers) or at the README tolerance
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pytest
@@ -20,7 +21,18 @@ from torch import nn
 
 from semaglue import geometry, metrics
 from semaglue.config import SegNextConfig, SemaGlueConfig, SuperPointConfig
-from semaglue.model import CDA, SAF, MatchAssignment, SegNext, SemaGlue, SuperPoint, filter_matches, simple_nms
+from semaglue.model import (
+    CDA,
+    IMPLS,
+    SAF,
+    MatchAssignment,
+    SegNext,
+    SemaGlue,
+    SuperPoint,
+    filter_matches,
+    set_impl,
+    simple_nms,
+)
 from semcommon.testing import (
     Case,
     assert_close,
@@ -48,9 +60,9 @@ NEAR_TIE_FLOOR = 1e-6  # issue 11: threshold floor, relative to max(1, max|value
 NEAR_TIE_MAX_FRACTION = 0.2  # issue 11: at most 20 % of the entries of an output may be left out
 
 
-def _module(module: nn.Module, case: Case) -> nn.Module:
+def _module(module: nn.Module, case: Case, impl: str) -> nn.Module:
     module.load_state_dict(load_weights(case.weights_path), strict=True)
-    return module.to(parity_device()).eval()
+    return set_impl(module, impl).to(parity_device()).eval()
 
 
 def _numpy(value: torch.Tensor) -> np.ndarray:
@@ -183,14 +195,14 @@ def _check_keypoint_list(
     return {"nms_ties": nms_ties, "footprint": int(fp.sum()), "left_out": left_out}
 
 
-def run_superpoint(case: Case) -> None:
+def run_superpoint(case: Case, impl: str) -> None:
     config = SuperPointConfig(**case.meta["config"])
-    model = _module(SuperPoint(config), case)
+    model = _module(SuperPoint(config), case, impl)
     image = case.tensor("image")
     with torch.no_grad():
         scores_dense, descriptors_dense = model.dense(image)
         out = {name: value[0] for name, value in model({"image": image}).items()}
-    scores_nms = simple_nms(scores_dense, config.nms_radius)
+    scores_nms = simple_nms(scores_dense, config.nms_radius, fast=impl == "fast")
     check_outputs(
         case,
         {"scores_dense": scores_dense, "descriptors_dense": descriptors_dense, **out},
@@ -253,8 +265,8 @@ def _check_matches(case: Case, produced_scores: torch.Tensor, actual: dict[str, 
 MATCH_OUTPUTS = ("matches0", "matches1", "matching_scores0", "matching_scores1")
 
 
-def run_assignment(case: Case) -> None:
-    model = _module(MatchAssignment(256), case)
+def run_assignment(case: Case, impl: str) -> None:
+    model = _module(MatchAssignment(256), case, impl)
     threshold = case.meta["filter_threshold"]
     with torch.no_grad():
         scores, sim = model(case.tensor("desc0"), case.tensor("desc1"))
@@ -265,7 +277,7 @@ def run_assignment(case: Case) -> None:
     _check_matches(case, scores, actual, threshold)
 
 
-def run_matcher(case: Case) -> None:
+def run_matcher(case: Case, impl: str) -> None:
     cfg = case.meta["config"]
     config = SemaGlueConfig(
         input_dim=cfg["input_dim"],
@@ -276,7 +288,7 @@ def run_matcher(case: Case) -> None:
         filter_threshold=cfg["filter_threshold"],
         add_scale_ori=cfg["add_scale_ori"],
     )
-    model = _module(SemaGlue(config), case)
+    model = _module(SemaGlue(config), case, impl)
     layer0: list[tuple[torch.Tensor, torch.Tensor]] = []
     hook = model.seg_tranformers[0].register_forward_hook(lambda _m, _i, out: layer0.append(out))
     data = {name: case.tensor(name) for name in case.inputs}
@@ -292,12 +304,12 @@ def run_matcher(case: Case) -> None:
 # --------------------------------------------------------------------------------------------- other targets
 
 
-def run_segnext(case: Case) -> None:
+def run_segnext(case: Case, impl: str) -> None:
     cfg = case.meta["config"]
     config = SegNextConfig(
         embed_dims=tuple(cfg["embed_dims"]), mlp_ratios=tuple(cfg["ffn_ratios"]), depths=tuple(cfg["depths"])
     )
-    model = _module(SegNext(config), case)
+    model = _module(SegNext(config), case, impl)
     with torch.no_grad():
         stages = model.stages(case.tensor("image"))
         feature_map = model(case.tensor("image"))["feature_map"]
@@ -305,14 +317,14 @@ def run_segnext(case: Case) -> None:
     check_outputs(case, actual, required=("feature_map",))
 
 
-def run_saf(case: Case) -> None:
-    model = _module(SAF(256, 4), case)
+def run_saf(case: Case, impl: str) -> None:
+    model = _module(SAF(256, 4), case, impl)
     with torch.no_grad():
         check_outputs(case, {"desc_out": model(case.tensor("desc"), case.tensor("feature"))})
 
 
-def run_cda(case: Case) -> None:
-    model = _module(CDA(256, 4), case)
+def run_cda(case: Case, impl: str) -> None:
+    model = _module(CDA(256, 4), case, impl)
     with torch.no_grad():
         check_outputs(case, {"feature_out": model(case.tensor("desc"), case.tensor("feature"))})
 
@@ -452,20 +464,25 @@ def _check_inliers(case, actual, method, k0, k1, K0, K1, T) -> dict[str, float]:
     return {"margin": float(np.abs(distance - norm_thresh).min()), "masked": int(near.sum())}
 
 
-RUNNERS: dict[str, Callable[[Case], None]] = {
+MODEL_RUNNERS: dict[str, Callable[[Case, str], None]] = {
     "superpoint": run_superpoint,
     "segnext": run_segnext,
     "saf": run_saf,
     "cda": run_cda,
     "assignment": run_assignment,
     "matcher": run_matcher,
-    "metrics": run_metrics,
 }
 
 
+def runners(impl: str) -> dict[str, Callable[[Case], None]]:
+    """Every target's runner, the networks through ``impl`` (issue 18: each case runs through both paths)."""
+    return {**{k: partial(v, impl=impl) for k, v in MODEL_RUNNERS.items()}, "metrics": run_metrics}
+
+
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("path", case_params("semaglue"))
-def test_case(path) -> None:
-    run_case(path, RUNNERS)
+def test_case(path, impl) -> None:
+    run_case(path, runners(impl))
 
 
 def test_keypoint_near_tie_check_tolerates_only_near_ties() -> None:

@@ -26,7 +26,7 @@ from semaglue.homography import gt_matches_from_homography
 from semaglue.outputs import save_csv, save_json
 from semaglue.predict import Predictor, load_predictor
 from semaglue.train import pair_metrics, summarise_homography
-from semcommon.runtime import progress
+from semcommon.runtime import add_inference_arguments, progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--pose_estimator", choices=("ransac", "magsac", "dlt"), default="ransac", help="YFCC pose solver")
     add("--max_length", type=int, default=-1, help="only the first N pairs (-1: all)")
     add("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
+    add_inference_arguments(parser)
 
 
 def _homography_rows(predictor: Predictor, dataset: torch.utils.data.Dataset, limit: int) -> list[dict]:
@@ -100,6 +101,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         args.nms_radius,
         args.keypoint_threshold,
         args.device,
+        args.impl,
+        args.precision,
+        args.compile,
     )
     out = Path(args.out)
     if args.pairs:

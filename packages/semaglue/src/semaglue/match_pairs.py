@@ -31,6 +31,7 @@ from semaglue.geometry import (
     rotate_relative_pose,
     scale_intrinsics,
 )
+from semaglue.model.layers import IMPLS, set_impl
 from semaglue.outputs import save_json, save_npz
 from semaglue.viz import error_colormap, make_matching_plot, save_plot
 
@@ -55,6 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--input_dir", type=str, default="assets/scannet_sample_images/", help="folder the pair paths are relative to")
     add("--output_dir", type=str, default="dump_match_pairs/", help="where matches, evaluations and plots go")
     add("--max_length", type=int, default=-1, help="only the first N pairs (-1: all)")
+    add(
+        "--impl",
+        choices=IMPLS,
+        default="fast",
+        help="fast: exact fast path; reference: the authors' operations in their order (default: fast)",
+    )
     add(
         "--resize",
         type=int,
@@ -212,7 +219,7 @@ def _build_network(opt: argparse.Namespace, device: torch.device) -> torch.nn.Mo
         )
     )
     model = load_matching(opt.superpoint_weights, opt.segnext_weights, opt.matcher_weights, config)
-    return model.to(device).eval()
+    return set_impl(model, getattr(opt, "impl", "fast")).to(device).eval()
 
 
 def _show(canvas: np.ndarray, title: str) -> None:

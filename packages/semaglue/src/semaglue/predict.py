@@ -34,11 +34,12 @@ from semaglue.checkpoint import load_pretrained, run_config
 from semaglue.config import SegNextConfig, SemaGlueConfig
 from semaglue.features import FeatureExtractor
 from semaglue.geometry import read_gray_image
-from semaglue.model import FeatureMatcher, SemaGlue, pad_keypoints
+from semaglue.model import FeatureMatcher, SemaGlue, pad_keypoints, set_impl
+from semaglue.model.layers import check_impl
 from semaglue.outputs import save_npz
 from semaglue.viz import error_colormap, make_matching_plot, save_plot
 from semcommon.checkpoint import CheckpointError, load_checkpoint, load_state_dict_into
-from semcommon.runtime import progress, resolve_device
+from semcommon.runtime import add_inference_arguments, autocast, progress, resolve_device
 
 
 @dataclass
@@ -56,8 +57,24 @@ class PairInput:
 class Predictor:
     """Keypoints (SuperPoint or SIFT) + frozen SegNeXt + SemaGlue, on a device, in eval mode."""
 
-    def __init__(self, extractor: FeatureExtractor, model: FeatureMatcher, device: torch.device) -> None:
+    def __init__(
+        self,
+        extractor: FeatureExtractor,
+        model: FeatureMatcher,
+        device: torch.device,
+        impl: str = "fast",
+        precision: str = "fp32",
+        compile: bool = False,
+    ) -> None:
+        """``impl``: ``fast`` (exact fast path) or ``reference``; ``precision`` ``fp32`` | ``bf16`` | ``fp16``
+        (autocast, approximate); ``compile``: ``torch.compile`` the matcher (opt-in)."""
         self.extractor, self.model, self.device = extractor, model.to(device).eval(), device
+        set_impl(self.model, impl)
+        if extractor.superpoint is not None:
+            set_impl(extractor.superpoint, impl)
+        self.precision = precision
+        autocast(device, precision)  # validates the name
+        self.forward = torch.compile(self.model) if compile else self.model
 
     def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """``1×1×H×W`` in [0, 1] -> keypoints K×2, scores K, descriptors D×K (CPU tensors)."""
@@ -88,7 +105,8 @@ class Predictor:
             batch[f"keypoints{i}"], batch[f"descriptors{i}"] = kpts.to(self.device), desc.to(self.device)
             if not bool(mask.all()):
                 batch[f"mask{i}"] = mask.to(self.device)
-        pred = self.model(batch)
+        with autocast(self.device, self.precision):
+            pred = self.forward(batch)
         for row, b in enumerate(live):
             n0 = len(feats0[b]["keypoints"])
             results[b]["matches"] = pred["matches0"][row, :n0].cpu().numpy().astype(np.int64)
@@ -127,11 +145,16 @@ def load_predictor(
     nms_radius: int = 3,
     keypoint_threshold: float = 0.005,
     device: str = "cpu",
+    impl: str = "fast",
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> Predictor:
     """A :class:`Predictor` from our run checkpoint or the authors' three files (see the module docstring).
 
-    ``max_keypoints`` None keeps the checkpoint's setting (ours) or 2048 (authors', the YFCC setting).
+    ``max_keypoints`` None keeps the checkpoint's setting (ours) or 2048 (authors', the YFCC setting);
+    ``impl``/``precision``/``compile`` as in :class:`Predictor`.
     """
+    speed = {"impl": check_impl(impl), "precision": precision, "compile": compile}
     dev = resolve_device(device)
     path = Path(checkpoint)
     obj = load_checkpoint(path)
@@ -155,7 +178,7 @@ def load_predictor(
             features.get("keypoint_threshold", keypoint_threshold),
             dev,
         )
-        return Predictor(extractor, model, dev)
+        return Predictor(extractor, model, dev, **speed)
     missing = [
         n for n, v in (("--superpoint_weights", superpoint_weights), ("--segnext_weights", segnext_weights)) if not v
     ]
@@ -175,7 +198,7 @@ def load_predictor(
         keypoint_threshold,
         dev,
     )
-    return Predictor(extractor, model, dev)
+    return Predictor(extractor, model, dev, **speed)
 
 
 def read_pair_list(path: str | Path, input_dir: str | Path) -> list[PairInput]:
@@ -213,6 +236,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--batch_size", type=int, default=4, help="pairs matched together when their sizes agree (default: 4)")
     add("--no_viz", action="store_true", help="skip the PNG plots")
     add("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
+    add_inference_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> list[PairInput]:
@@ -266,6 +290,9 @@ def run(args: argparse.Namespace) -> int:
         args.nms_radius,
         args.keypoint_threshold,
         args.device,
+        args.impl,
+        args.precision,
+        args.compile,
     )
     out = Path(args.out)
     failures: list[str] = []

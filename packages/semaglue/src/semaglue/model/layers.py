@@ -2,13 +2,40 @@
 
 Tensors: descriptors ``B×M×D`` (D = 256), heads ``B×h×M×d`` (h = 4, d = 64), boolean keypoint masks ``B×M``
 (True = real keypoint, False = padding; ``None`` = all real).
+
+Every module with an ``impl`` attribute has two exact implementations: ``"reference"`` (the authors' operations in
+their order) and ``"fast"`` (the same function through fused kernels: ``F.layer_norm``, contiguous q/k/v so that
+``scaled_dot_product_attention`` takes its flash kernel, the bidirectional cross attention as two SDPA calls).
+:func:`set_impl` switches a whole model.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+Impl = Literal["fast", "reference"]
+IMPLS: tuple[str, ...] = ("fast", "reference")
+
+
+def check_impl(impl: str) -> str:
+    """``impl`` if it is ``"fast"`` or ``"reference"``, else ``ValueError`` naming it."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+    return impl
+
+
+def set_impl(model: nn.Module, impl: str) -> nn.Module:
+    """Set ``impl`` on every submodule that has one (``"fast"``: exact fast path, ``"reference"``: the authors'
+    operations); returns ``model``."""
+    check_impl(impl)
+    for module in model.modules():
+        if hasattr(module, "impl"):
+            module.impl = impl
+    return model
 
 
 class WithBiasLayerNorm(nn.Module):
@@ -19,8 +46,11 @@ class WithBiasLayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(dim))
         self.bias = nn.Parameter(torch.zeros(dim))
         self.eps = eps
+        self.impl: Impl = "fast"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.impl == "fast":
+            return F.layer_norm(x, self.weight.shape, self.weight, self.bias, self.eps)
         mean = x.mean(-1, keepdim=True)
         var = x.var(-1, keepdim=True, unbiased=False)
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
@@ -104,10 +134,15 @@ class SelfBlock(nn.Module):
         self.Wqkv = nn.Linear(dim, 3 * dim)
         self.out_proj = nn.Linear(dim, dim)
         self.ffn = fusion_ffn(dim)
+        self.impl: Impl = "fast"
 
     def forward(self, x: torch.Tensor, encoding: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         qkv = self.Wqkv(x).unflatten(-1, (self.num_heads, -1, 3)).transpose(1, 2)
-        q, k, v = qkv[..., 0], qkv[..., 1], qkv[..., 2]
+        if self.impl == "fast":  # q, k, v with unit last-dim stride: SDPA's flash kernel instead of its math path
+            qkv = qkv.permute(4, 0, 1, 2, 3).contiguous()
+            q, k, v = qkv[0], qkv[1], qkv[2]
+        else:
+            q, k, v = qkv[..., 0], qkv[..., 1], qkv[..., 2]
         q, k = apply_rotary(encoding, q), apply_rotary(encoding, k)
         context = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask(mask))
         message = self.out_proj(context.transpose(1, 2).flatten(start_dim=-2))
@@ -124,6 +159,7 @@ class CrossBlock(nn.Module):
         self.to_v = nn.Linear(dim, dim)
         self.to_out = nn.Linear(dim, dim)
         self.ffn = fusion_ffn(dim)
+        self.impl: Impl = "fast"
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
         return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
@@ -137,6 +173,12 @@ class CrossBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         qk0, qk1 = self._heads(self.to_qk(x0)), self._heads(self.to_qk(x1))
         v0, v1 = self._heads(self.to_v(x0)), self._heads(self.to_v(x1))
+        if self.impl == "fast":  # softmax(sim) v and softmax(simᵀ) v as two flash-attention calls (no M×N matrix)
+            m0 = F.scaled_dot_product_attention(qk0, qk1, v1, attn_mask=key_mask(mask1))
+            m1 = F.scaled_dot_product_attention(qk1, qk0, v0, attn_mask=key_mask(mask0))
+            m0 = self.to_out(m0.transpose(1, 2).flatten(start_dim=-2))
+            m1 = self.to_out(m1.transpose(1, 2).flatten(start_dim=-2))
+            return x0 + self.ffn(torch.cat([x0, m0], -1)), x1 + self.ffn(torch.cat([x1, m1], -1))
         sim = torch.einsum("bhid,bhjd->bhij", qk0, qk1) * qk0.shape[-1] ** -0.5  # B×h×M×N
         sim01 = sim if mask1 is None else sim.masked_fill(~mask1[:, None, None, :], float("-inf"))
         sim10 = sim if mask0 is None else sim.masked_fill(~mask0[:, None, :, None], float("-inf"))

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from semaglue.config import SegNextConfig
+from semaglue.model.layers import Impl
 
 
 class DropPath(nn.Module):
@@ -164,10 +165,13 @@ class MSCAN(nn.Module):
             setattr(self, f"patch_embed{i + 1}", embed)
             setattr(self, f"block{i + 1}", blocks)
             setattr(self, f"norm{i + 1}", nn.LayerNorm(dim))
+        self.impl: Impl = "fast"
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         outs = []
         for i in range(1, self.num_stages + 1):
+            if self.impl == "fast":  # channels-last: oneDNN's depthwise strip convolutions are several times faster
+                x = x.contiguous(memory_format=torch.channels_last)
             x = getattr(self, f"patch_embed{i}")(x)
             for block in getattr(self, f"block{i}"):
                 x = block(x)

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from semaglue.config import MatchingConfig, SegNextConfig, SemaGlueConfig
+from semaglue.model.layers import Impl
 from semaglue.model.matcher import SemaGlue
 from semaglue.model.segnext import SegNext
 from semaglue.model.superpoint import SuperPoint, check_image
@@ -46,6 +47,7 @@ class Matching(nn.Module):
         self.matcher = SemaGlue(self.config.matcher)
         self.segment.requires_grad_(False)
         self.superpoint.requires_grad_(False)
+        self.impl: Impl = "fast"
 
     def forward(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pred: dict[str, torch.Tensor] = {}
@@ -58,6 +60,8 @@ class Matching(nn.Module):
             raise ValueError(
                 f"image0 and image1 batch sizes differ: {data['image0'].shape[0]} vs {data['image1'].shape[0]}"
             )
+        if self.impl == "fast" and _batchable(data):  # both images through each network in one call
+            return self._match(data, self._extract_both(data))
         for i in (0, 1):
             image = data[f"image{i}"]
             if f"keypoints{i}" in data:
@@ -72,6 +76,24 @@ class Matching(nn.Module):
                 pred.update({f"keypoints{i}": kpts, f"scores{i}": scores, f"descriptors{i}": desc, f"mask{i}": mask})
             with torch.no_grad():
                 pred[f"feature_map{i}"] = self.segment(image)["feature_map"]
+        return self._match(data, pred)
+
+    def _extract_both(self, data: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """SuperPoint and SegNeXt on ``cat[image0, image1]`` (one batched call each), split back per image."""
+        images = torch.cat([data["image0"], data["image1"]])
+        b = data["image0"].shape[0]
+        with torch.no_grad():
+            sp = self.superpoint({"image": images})
+            fmaps = self.segment(images)["feature_map"]
+        pred: dict[str, torch.Tensor] = {}
+        for i, part in ((0, slice(0, b)), (1, slice(b, 2 * b))):
+            kpts, scores, desc, mask = pad_keypoints(sp["keypoints"][part], sp["scores"][part], sp["descriptors"][part])
+            pred.update({f"keypoints{i}": kpts, f"scores{i}": scores, f"descriptors{i}": desc, f"mask{i}": mask})
+            pred[f"feature_map{i}"] = fmaps[part]
+        return pred
+
+    def _match(self, data: dict[str, torch.Tensor], pred: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The matcher on the extracted features (``pred``), its outputs added to ``pred``."""
         batch = {k: v for k, v in pred.items() if not k.startswith("scores")}
         for i in (0, 1):
             batch[f"image_size{i}"] = torch.tensor(data[f"image{i}"].shape[-2:])
@@ -83,6 +105,11 @@ class Matching(nn.Module):
         out = self.matcher(batch)
         pred.update({k: out[k] for k in ("matches0", "matches1", "matching_scores0", "matching_scores1")})
         return pred
+
+
+def _batchable(data: dict[str, torch.Tensor]) -> bool:
+    """Both images need SuperPoint (no keypoints given) and have the same size."""
+    return "keypoints0" not in data and "keypoints1" not in data and data["image0"].shape == data["image1"].shape
 
 
 def _no_matches(pred: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

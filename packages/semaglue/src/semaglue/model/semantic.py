@@ -9,7 +9,55 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from semaglue.model.layers import ChannelLayerNorm, TokenLayerNorm, fusion_ffn, key_mask
+from semaglue.model.layers import ChannelLayerNorm, Impl, TokenLayerNorm, fusion_ffn, key_mask
+
+
+def pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+    """A kernel-1 ``Conv1d`` on ``B×C×M`` as one matrix product (what the convolution computes, without its
+    im2col path)."""
+    return F.linear(x.transpose(1, 2), conv.weight[:, :, 0], conv.bias).transpose(1, 2)
+
+
+def resample_indices(
+    length: int, size: int, mask: torch.Tensor | None, batch: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where :func:`resample_sequence` reads: for every output position ``B×length`` the two source indices
+    ``i0, i1`` into a sequence of ``size``, the weight ``λ`` of ``i1`` and whether the position is real (linear
+    interpolation, align_corners=False, each masked row resampled to its own keypoint count)."""
+    if mask is None:
+        k = torch.arange(length, device=device, dtype=torch.float64).expand(batch, length)
+        count = torch.full((batch, 1), float(length), dtype=torch.float64, device=device)
+        valid = torch.ones(batch, length, dtype=torch.bool, device=device)
+    else:
+        k = (mask.cumsum(1) - 1).to(torch.float64)
+        count = mask.sum(1, keepdim=True).to(torch.float64).clamp_min(1)
+        valid = mask
+    src = ((k + 0.5) * (size / count) - 0.5).clamp_min(0)
+    i0 = src.floor().long().clamp(max=size - 1)
+    i1 = (i0 + 1).clamp(max=size - 1)
+    return i0, i1, (src - i0).clamp(0, 1), valid
+
+
+def snake_conv3x3_at(x: torch.Tensor, conv: nn.Conv2d, mask: torch.Tensor | None, length: int) -> torch.Tensor:
+    """``resample_sequence(snake_flatten(conv(x)), mask, length)`` for a 3×3, padding-1 ``conv``, computing the
+    convolution only at the ``≤ 2·length`` snake positions the linear resampling reads (3×3 patches gathered from
+    the zero-padded map, one matrix product). ``x`` ``B×C×h×w`` -> ``B×C_out×length``."""
+    b, c, h, w = x.shape
+    i0, i1, lam, valid = resample_indices(length, h * w, mask, b, x.device)
+    pos = torch.cat([i0, i1], 1)  # B×2K snake positions
+    row = pos // w
+    col = torch.where(row % 2 == 1, w - 1 - pos % w, pos % w)
+    cells = (h + 2) * (w + 2)
+    offsets = [(dy, dx) for dy in range(3) for dx in range(3)]
+    flat = torch.stack([(row + dy) * (w + 2) + col + dx for dy, dx in offsets], -1)  # B×2K×9 in the padded map
+    flat = flat + cells * torch.arange(b, device=x.device)[:, None, None]
+    pixels = F.pad(x, (1, 1, 1, 1)).permute(0, 2, 3, 1).reshape(b * cells, c)  # one row of channels per cell
+    patches = pixels[flat.flatten()].view(b, 2 * length, 9 * c)  # B×2K×(9·C), (ky, kx, c) order
+    weight = conv.weight.permute(0, 2, 3, 1).reshape(conv.out_channels, 9 * c)
+    out = F.linear(patches, weight, conv.bias).transpose(1, 2)  # B×C_out×2K
+    x0, x1 = out.split(length, dim=2)
+    lam = lam.to(out.dtype)[:, None]
+    return torch.where(valid[:, None], x0 * (1 - lam) + x1 * lam, out.new_zeros(()))
 
 
 def channel_attention(
@@ -72,10 +120,19 @@ class SemanticQueryAttention(nn.Module):
         self.q = nn.Conv2d(dim, dim, kernel_size=1)
         self.q_dwconv = nn.Conv2d(dim, dim, kernel_size=3, padding=1)
         self.project_out = nn.Conv1d(dim, dim, kernel_size=1)
+        self.impl: Impl = "fast"
 
     def forward(self, S: torch.Tensor, R: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        length = R.shape[-1]
+        if self.impl == "fast":
+            k, v = pointwise(self.kv, R).chunk(2, dim=1)
+            if 2 * length < S.shape[-2] * S.shape[-1]:  # fewer keypoints than map cells: convolve only where read
+                q = snake_conv3x3_at(self.q(S), self.q_dwconv, mask, length)
+            else:
+                q = resample_sequence(snake_flatten(self.q_dwconv(self.q(S))), mask, length)
+            return pointwise(self.project_out, channel_attention(q, k, v, self.temperature, self.num_heads, mask))
         k, v = self.kv(R).chunk(2, dim=1)
-        q = resample_sequence(snake_flatten(self.q_dwconv(self.q(S))), mask, R.shape[-1])
+        q = resample_sequence(snake_flatten(self.q_dwconv(self.q(S))), mask, length)
         return self.project_out(channel_attention(q, k, v, self.temperature, self.num_heads, mask))
 
 
@@ -108,8 +165,13 @@ class CDAAttention(nn.Module):
         self.kv = nn.Conv1d(dim, 2 * dim, kernel_size=1)
         self.q = nn.Conv1d(dim, dim, kernel_size=1)
         self.project_out = nn.Conv1d(dim, dim, kernel_size=1)
+        self.impl: Impl = "fast"
 
     def forward(self, S: torch.Tensor, R: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.impl == "fast":
+            k, v = pointwise(self.kv, R).chunk(2, dim=1)
+            q = pointwise(self.q, S)
+            return pointwise(self.project_out, channel_attention(q, k, v, self.temperature, self.num_heads, mask))
         k, v = self.kv(R).chunk(2, dim=1)
         return self.project_out(channel_attention(self.q(S), k, v, self.temperature, self.num_heads, mask))
 
@@ -147,11 +209,17 @@ class SAF(nn.Module):
         self.Wkv = nn.Linear(dim, 2 * dim)
         self.out_proj = nn.Linear(dim, dim)
         self.ffn = fusion_ffn(dim)
+        self.impl: Impl = "fast"
 
     def forward(self, desc: torch.Tensor, feature: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         Fn, Dn = self.s_fnorm1(feature), self.f_fnorm1(desc)
         q = self.Wq(Dn).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
         kv = self.Wkv(self.proj(Fn)).unflatten(-1, (self.num_heads, -1, 2)).transpose(1, 2)
-        context = F.scaled_dot_product_attention(q, kv[..., 0], kv[..., 1], attn_mask=key_mask(mask))
+        if self.impl == "fast":  # unit-stride k/v: SDPA's flash kernel instead of its math path
+            kv = kv.permute(4, 0, 1, 2, 3).contiguous()
+            k, v = kv[0], kv[1]
+        else:
+            k, v = kv[..., 0], kv[..., 1]
+        context = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask(mask))
         message = self.out_proj(context.transpose(1, 2).flatten(start_dim=-2))
         return Dn + self.ffn(torch.cat([Dn, message], -1))

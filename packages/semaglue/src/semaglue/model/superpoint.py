@@ -7,16 +7,44 @@ import torch.nn.functional as F
 from torch import nn
 
 from semaglue.config import SuperPointConfig
+from semaglue.model.layers import Impl
 
 CELL = 8  # the detector head predicts one 8x8 cell (+ dustbin) per output pixel
 
 
-def simple_nms(scores: torch.Tensor, radius: int) -> torch.Tensor:
-    """Non-maximum suppression on a ``B×H×W`` heat-map: keep local maxima within ``radius`` (two refinement passes)."""
+def max_filter(x: torch.Tensor, radius: int) -> torch.Tensor:
+    """``(2r+1)×(2r+1)`` sliding maximum of ``…×H×W`` (-inf outside), as ``F.max_pool2d(x, 2r+1, 1, r)`` computes
+    it, but as a row pass then a column pass of elementwise maxima over shifted views (exact: max is order-free)."""
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (radius, radius), value=float("-inf"))
+    out = padded[..., :w]
+    for shift in range(1, 2 * radius + 1):
+        out = torch.maximum(out, padded[..., shift : shift + w])
+    padded = F.pad(out, (0, 0, radius, radius), value=float("-inf"))
+    out = padded[..., :h, :]
+    for shift in range(1, 2 * radius + 1):
+        out = torch.maximum(out, padded[..., shift : shift + h, :])
+    return out
+
+
+def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """``nn.MaxPool2d(2, 2)`` on ``B×C×H×W`` (odd last row/column dropped) as the maximum of the four strided
+    sub-grids: the same values, without the index bookkeeping of the pooling kernel."""
+    h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2
+    top = torch.maximum(x[..., 0:h:2, 0:w:2], x[..., 0:h:2, 1:w:2])
+    return torch.maximum(top, torch.maximum(x[..., 1:h:2, 0:w:2], x[..., 1:h:2, 1:w:2]))
+
+
+def simple_nms(scores: torch.Tensor, radius: int, fast: bool = False) -> torch.Tensor:
+    """Non-maximum suppression on a ``B×H×W`` heat-map: keep local maxima within ``radius`` (two refinement passes).
+
+    ``fast``: the window maxima through :func:`max_filter` instead of ``F.max_pool2d`` (identical values)."""
     if radius < 0:
         raise ValueError(f"nms_radius must be >= 0, got {radius}")
 
     def max_pool(x: torch.Tensor) -> torch.Tensor:
+        if fast:
+            return max_filter(x, radius)
         return F.max_pool2d(x, kernel_size=2 * radius + 1, stride=1, padding=radius)
 
     zeros = torch.zeros_like(scores)
@@ -55,6 +83,32 @@ def sample_descriptors(keypoints: torch.Tensor, descriptors: torch.Tensor, cell:
     return F.normalize(sampled.reshape(b, c, -1), p=2, dim=1)
 
 
+def select_keypoints(
+    heat: torch.Tensor, threshold: float, border: int, max_keypoints: int
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The keypoint selection of SuperPoint's forward for a whole batch at once: above ``threshold``, not within
+    ``border`` px of the edge, then the ``max_keypoints`` best (descending score; row-major order when an image
+    has no more candidates than that). One thresholding, border and ``nonzero`` pass for the batch.
+    ``heat`` ``B×H×W`` (after NMS) -> per image ``(row, col)`` keypoints ``K×2`` (int64) and scores ``K``."""
+    h, w = heat.shape[-2:]
+    valid = heat > threshold
+    if border > 0:
+        inner = torch.zeros_like(valid)
+        inner[:, border : h - border, border : w - border] = True
+        valid &= inner
+    counts = valid.sum((1, 2)).tolist()
+    flat = heat.flatten(1)
+    index = list(torch.nonzero(valid.flatten(1))[:, 1].split(counts))  # row-major candidates of each image
+    if max_keypoints >= 0:  # the same top-k call on the same candidate list as the per-image path (same tie order)
+        index = [
+            idx[torch.topk(flat[i, idx], max_keypoints).indices] if len(idx) > max_keypoints else idx
+            for i, idx in enumerate(index)
+        ]
+    keypoints = [torch.stack([idx // w, idx % w], 1) for idx in index]
+    scores = [flat[i, idx] for i, idx in enumerate(index)]
+    return keypoints, scores
+
+
 def _conv(cin: int, cout: int, kernel: int = 3) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel_size=kernel, stride=1, padding=kernel // 2)
 
@@ -78,18 +132,22 @@ class SuperPoint(nn.Module):
         self.conv4a, self.conv4b = _conv(c3, c4), _conv(c4, c4)
         self.convPa, self.convPb = _conv(c4, c5), _conv(c5, CELL * CELL + 1, kernel=1)
         self.convDa, self.convDb = _conv(c4, c5), _conv(c5, self.config.descriptor_dim, kernel=1)
+        self.impl: Impl = "fast"
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         """Shared VGG-style encoder: ``B×1×H×W`` -> ``B×128×H/8×W/8``."""
         x = image
+        pool = max_pool_2x2 if self.impl == "fast" else self.pool
         for a, b in ((self.conv1a, self.conv1b), (self.conv2a, self.conv2b), (self.conv3a, self.conv3b)):
-            x = self.pool(self.relu(b(self.relu(a(x)))))
+            x = pool(self.relu(b(self.relu(a(x)))))
         return self.relu(self.conv4b(self.relu(self.conv4a(x))))
 
     def dense(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Dense outputs: heat-map ``B×H×W`` (softmax, dustbin dropped, depth-to-space) and L2-normalised
         descriptor map ``B×256×H/8×W/8``."""
         image = _to_gray(image)
+        if self.impl == "fast":  # oneDNN's channels-last convolutions (the same sums, faster kernels on CPU)
+            image = image.contiguous(memory_format=torch.channels_last)
         x = self.encode(image)
         scores = F.softmax(self.convPb(self.relu(self.convPa(x))), dim=1)[:, :-1]
         b, _, h, w = scores.shape
@@ -102,6 +160,15 @@ class SuperPoint(nn.Module):
         cfg = self.config
         check_image(data["image"])
         scores_dense, descriptors_dense = self.dense(data["image"])
+        if self.impl == "fast":
+            scores_nms = simple_nms(scores_dense, cfg.nms_radius, fast=True)
+            rowcol, scores = select_keypoints(scores_nms, cfg.keypoint_threshold, cfg.remove_borders, cfg.max_keypoints)
+            keypoints = [torch.flip(k, [1]).float() for k in rowcol]
+            size = max(len(k) for k in keypoints)
+            padded = torch.stack([F.pad(k, (0, 0, 0, size - len(k))) for k in keypoints])
+            sampled = sample_descriptors(padded, descriptors_dense)
+            descriptors = [d[:, : len(k)] for d, k in zip(sampled, keypoints, strict=True)]
+            return {"keypoints": keypoints, "scores": scores, "descriptors": descriptors}
         scores_nms = simple_nms(scores_dense, cfg.nms_radius)
         height, width = scores_nms.shape[-2:]
         keypoints, scores, descriptors = [], [], []
