@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from semaglue.config import MatchingConfig, SemaGlueConfig, SuperPointConfig
-from semaglue.model import Matching, SemaGlue, SuperPoint, set_impl
+from semaglue.model import Matching, SemaGlue, SuperPoint, filter_matches, set_impl
 from semaglue.model.superpoint import max_filter, max_pool_2x2
 
 
@@ -98,3 +98,45 @@ def test_pipeline_batches_both_images() -> None:
 def test_unknown_impl_is_named() -> None:
     with pytest.raises(ValueError, match="impl must be one of"):
         set_impl(SuperPoint(), "turbo")
+
+
+def _adaptive_model(depth: float, width: float, confident: bool = False) -> SemaGlue:
+    torch.manual_seed(0)
+    model = SemaGlue(SemaGlueConfig(n_layers=3, depth_confidence=depth, width_confidence=width)).eval()
+    for p in model.parameters():
+        p.data.normal_(0, 0.05)
+    if confident:  # every token-confidence head says "confident" (sigmoid(10))
+        for head in model.token_confidence:
+            head.token[0].bias.data.fill_(10.0)
+    return model
+
+
+def test_adaptive_mode_limits() -> None:
+    """LightGlue-style adaptive depth/width (approximate, opt-in): never stopping and never pruning gives the full
+    model's matches; stopping after the first layer gives that layer's assignment head; padded batches are
+    matched pair by pair."""
+    data = _inputs(40, 30, 12, 16, False)
+    with torch.no_grad():
+        full = _adaptive_model(-1, -1)(data, all_layers=True)
+        none_pruned = _adaptive_model(1.01, 1.0)(data)  # depth never reached; width 1.0 keeps every point
+        kept = _adaptive_model(1.01, 0.5, confident=True)(data)  # points with matchability < 0.5 are dropped
+        early = _adaptive_model(0.5, -1, confident=True)(data)
+    assert torch.equal(none_pruned["matches0"], full["matches0"]) and int(none_pruned["stop_layer"].max()) == 2
+    assert int(none_pruned["num_pruned0"].sum()) == 0
+    assert 0 < int(kept["num_pruned0"].sum()) < 2 * 40 and 0 < int(kept["num_pruned1"].sum()) < 2 * 30
+    assert int(early["stop_layer"].max()) == 0
+    layer0 = filter_matches(full["layer_scores"][0], 0.1)[0]
+    assert torch.equal(early["matches0"], layer0)
+    masked = _inputs(40, 30, 12, 16, True)
+    model = _adaptive_model(0.5, 0.99)
+    with torch.no_grad():
+        batched = model(masked)
+        for k in range(2):
+            m, n = int(masked["mask0"][k].sum()), int(masked["mask1"][k].sum())
+            single = {key: v[k : k + 1] for key, v in masked.items() if key.startswith(("key", "desc", "feat"))}
+            single["keypoints0"], single["descriptors0"] = single["keypoints0"][:, :m], single["descriptors0"][..., :m]
+            single["keypoints1"], single["descriptors1"] = single["keypoints1"][:, :n], single["descriptors1"][..., :n]
+            single.update(image_size0=masked["image_size0"], image_size1=masked["image_size1"])
+            alone = model(single)
+            assert torch.equal(batched["matches0"][k, :m], alone["matches0"][0])
+            assert bool((batched["matches0"][k, m:] == -1).all())

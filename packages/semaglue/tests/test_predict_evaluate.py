@@ -165,6 +165,15 @@ def test_predict_with_the_authors_three_files(images, tmp_path) -> None:
     assert main(args) == 0
     dump = load_matches(tmp_path / "o" / "p0_0_p0_1_matches.npz")
     assert 0 < len(dump["keypoints0"]) <= 32 and (tmp_path / "o" / "p0_0_p0_1_matches.png").is_file()
+    # --impl reference (the authors' operations) writes the same keypoints and matches as the default fast path
+    assert main([*args[:-1], str(tmp_path / "ref"), "--impl", "reference", "--no_viz"]) == 0
+    ref = load_matches(tmp_path / "ref" / "p0_0_p0_1_matches.npz")
+    assert np.array_equal(ref["keypoints0"], dump["keypoints0"]) and np.array_equal(ref["matches"], dump["matches"])
+    np.testing.assert_allclose(ref["match_confidence"], dump["match_confidence"], atol=1e-5)
+    assert main([*args[:-1], str(tmp_path / "bf"), "--precision", "bf16", "--no_viz"]) == 0  # approximate, runs
+    with pytest.raises(SystemExit) as exc:
+        main([*args[:-1], str(tmp_path / "x"), "--impl", "turbo"])
+    assert exc.value.code == 2
 
 
 def test_evaluate_synthetic_and_hpatches(checkpoint, tmp_path, capsys) -> None:

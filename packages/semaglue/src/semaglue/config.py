@@ -45,6 +45,11 @@ class SemaGlueConfig:
     ``swap_image_size`` reproduces the authors' keypoint normalisation, which passes the image tensor's
     ``(H, W)`` where LightGlue expects ``(W, H)`` (x is centred by H/2, y by W/2). The released checkpoint was
     produced by that code, so ``True`` is the default; ``False`` gives LightGlue's normalisation.
+
+    ``depth_confidence`` / ``width_confidence`` (LightGlue's names; -1 = off, the authors' behaviour): the
+    APPROXIMATE adaptive mode: stop after the layer where more than ``depth_confidence`` of the points are confident
+    (token-confidence heads), and drop points that are confidently unmatchable (matchability below
+    ``1 - width_confidence``) from the following layers. LightGlue's defaults are 0.95 / 0.99.
     """
 
     input_dim: int = 256
@@ -55,6 +60,8 @@ class SemaGlueConfig:
     filter_threshold: float = 0.1
     add_scale_ori: bool = False
     swap_image_size: bool = True
+    depth_confidence: float = -1.0
+    width_confidence: float = -1.0
 
     @property
     def head_dim(self) -> int:

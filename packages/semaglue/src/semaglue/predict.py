@@ -110,7 +110,7 @@ class Predictor:
         for row, b in enumerate(live):
             n0 = len(feats0[b]["keypoints"])
             results[b]["matches"] = pred["matches0"][row, :n0].cpu().numpy().astype(np.int64)
-            results[b]["match_confidence"] = pred["matching_scores0"][row, :n0].cpu().numpy().astype(np.float32)
+            results[b]["match_confidence"] = pred["matching_scores0"][row, :n0].float().cpu().numpy()
         return results
 
     def match_one(self, image0: torch.Tensor, image1: torch.Tensor) -> dict[str, np.ndarray]:

@@ -7,6 +7,8 @@ pad a batch of pairs with different keypoint counts and pass the masks).
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -209,6 +211,8 @@ class SemaGlue(nn.Module):
         enc1 = self.encode_positions(kpts1, _image_size(data, 1, b).to(kpts1.device))
         sem0 = self.seg_featureprocessor(data["feature_map0"], desc0, mask0)
         sem1 = self.seg_featureprocessor(data["feature_map1"], desc1, mask1)
+        if not all_layers and (self.config.depth_confidence > 0 or self.config.width_confidence > 0):
+            return self._adaptive_batch(desc0, desc1, enc0, enc1, sem0, sem1, mask0, mask1)
         layer_scores, confidences0, confidences1 = [], [], []
         for i, layer in enumerate(self.seg_tranformers):
             desc0, desc1 = layer(desc0, desc1, enc0, enc1, sem0, sem1, mask0, mask1)
@@ -239,6 +243,105 @@ class SemaGlue(nn.Module):
                 pred["token_confidence0"] = torch.stack(confidences0)
                 pred["token_confidence1"] = torch.stack(confidences1)
         return pred
+
+    def confidence_threshold(self, layer: int) -> float:
+        """LightGlue's per-layer token-confidence threshold ``0.8 + 0.1·exp(-4·layer / n_layers)``."""
+        return float(min(max(0.8 + 0.1 * math.exp(-4.0 * layer / self.config.n_layers), 0.0), 1.0))
+
+    def _adaptive_batch(
+        self,
+        desc0: torch.Tensor,
+        desc1: torch.Tensor,
+        enc0: torch.Tensor,
+        enc1: torch.Tensor,
+        sem0: torch.Tensor,
+        sem1: torch.Tensor,
+        mask0: torch.Tensor | None,
+        mask1: torch.Tensor | None,
+    ) -> dict[str, torch.Tensor]:
+        """The adaptive mode pair by pair (each pair stops and prunes on its own; padding is cut off first)."""
+        b, m, n = desc0.shape[0], desc0.shape[1], desc1.shape[1]
+        out = {
+            "matches0": desc0.new_full((b, m), -1, dtype=torch.long),
+            "matches1": desc1.new_full((b, n), -1, dtype=torch.long),
+            "matching_scores0": desc0.new_zeros(b, m),
+            "matching_scores1": desc1.new_zeros(b, n),
+            "stop_layer": desc0.new_zeros(b, dtype=torch.long),
+            "num_pruned0": desc0.new_zeros(b, dtype=torch.long),
+            "num_pruned1": desc0.new_zeros(b, dtype=torch.long),
+        }
+        for k in range(b):
+            m_k = int(mask0[k].sum()) if mask0 is not None else m
+            n_k = int(mask1[k].sum()) if mask1 is not None else n
+            pair = self._adaptive_pair(
+                desc0[k : k + 1, :m_k],
+                desc1[k : k + 1, :n_k],
+                enc0[:, k : k + 1, :, :m_k],
+                enc1[:, k : k + 1, :, :n_k],
+                sem0[k : k + 1, :m_k],
+                sem1[k : k + 1, :n_k],
+            )
+            for key in ("matches0", "matching_scores0"):
+                out[key][k, :m_k] = pair[key][0]
+            for key in ("matches1", "matching_scores1"):
+                out[key][k, :n_k] = pair[key][0]
+            for key in ("stop_layer", "num_pruned0", "num_pruned1"):
+                out[key][k] = pair[key]
+        return out
+
+    def _adaptive_pair(
+        self,
+        desc0: torch.Tensor,
+        desc1: torch.Tensor,
+        enc0: torch.Tensor,
+        enc1: torch.Tensor,
+        sem0: torch.Tensor,
+        sem1: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """One pair (batch 1, no padding) with early stopping and point pruning (LightGlue's rules)."""
+        cfg = self.config
+        m, n = desc0.shape[1], desc1.shape[1]
+        ind0 = torch.arange(m, device=desc0.device)
+        ind1 = torch.arange(n, device=desc1.device)
+        last = len(self.seg_tranformers) - 1
+        for i, layer in enumerate(self.seg_tranformers):
+            desc0, desc1 = layer(desc0, desc1, enc0, enc1, sem0, sem1)
+            if i == last:
+                break
+            conf0, conf1 = self.token_confidence[i](desc0, desc1)
+            threshold = self.confidence_threshold(i)
+            if cfg.depth_confidence > 0:
+                confident = (torch.cat([conf0, conf1], -1) >= threshold).float().mean()
+                if float(confident) > cfg.depth_confidence:
+                    break
+            if cfg.width_confidence > 0:
+                head = self.log_assignment[i]
+                keep0 = (torch.sigmoid(head.matchability(desc0)).squeeze(-1) > 1 - cfg.width_confidence) | (
+                    conf0 <= threshold
+                )
+                keep1 = (torch.sigmoid(head.matchability(desc1)).squeeze(-1) > 1 - cfg.width_confidence) | (
+                    conf1 <= threshold
+                )
+                k0, k1 = keep0[0].nonzero()[:, 0], keep1[0].nonzero()[:, 0]
+                desc0, enc0, sem0, ind0 = desc0[:, k0], enc0[:, :, :, k0], sem0[:, k0], ind0[k0]
+                desc1, enc1, sem1, ind1 = desc1[:, k1], enc1[:, :, :, k1], sem1[:, k1], ind1[k1]
+        scores, _ = self.log_assignment[i](desc0, desc1)
+        m0, m1, ms0, ms1 = filter_matches(scores, cfg.filter_threshold)
+        matches0 = desc0.new_full((1, m), -1, dtype=torch.long)
+        matches1 = desc1.new_full((1, n), -1, dtype=torch.long)
+        scores0, scores1 = desc0.new_zeros(1, m), desc1.new_zeros(1, n)
+        matches0[0, ind0] = torch.where(m0[0] >= 0, ind1[m0[0].clamp_min(0)], -1)
+        matches1[0, ind1] = torch.where(m1[0] >= 0, ind0[m1[0].clamp_min(0)], -1)
+        scores0[0, ind0], scores1[0, ind1] = ms0[0], ms1[0]
+        return {
+            "matches0": matches0,
+            "matches1": matches1,
+            "matching_scores0": scores0,
+            "matching_scores1": scores1,
+            "stop_layer": ind0.new_tensor(i),
+            "num_pruned0": ind0.new_tensor(m - len(ind0)),
+            "num_pruned1": ind0.new_tensor(n - len(ind1)),
+        }
 
 
 def _check_inputs(
