@@ -158,3 +158,30 @@ def test_export_refuses_a_model_without_a_segmenter(tmp_path, capsys) -> None:
     assert main(args) == 1
     assert "expected an SSP or image segmentation model" in capsys.readouterr().err
     assert not (tmp_path / "x.onnx").exists()
+
+
+def test_predict_compile_flag_compiles_the_networks(tmp_path, image_checkpoint, monkeypatch) -> None:
+    """``--compile`` runs the networks through torch.compile (TorchDynamo). Inductor's C++ code generation takes
+    minutes on this CPU, so the test compiles with the "eager" backend: the same capture, no code generation."""
+    import torch._dynamo
+
+    from semcommon.io import write_image
+
+    compiled = []
+    original = torch.nn.Module.compile
+
+    def compile_eager(module, *args, **kwargs):
+        compiled.append(type(module).__name__)
+        return original(module, *args, backend="eager", **kwargs)
+
+    monkeypatch.setattr(torch.nn.Module, "compile", compile_eager)
+    torch._dynamo.reset()
+    write_image(tmp_path / "f.png", _frames(1)[0])
+    outs = {}
+    for name, flags in (("eager", []), ("compiled", ["--compile"])):
+        args = ["predict", str(tmp_path / "f.png"), "--checkpoint", str(image_checkpoint), "--size", "64", "96"]
+        assert main([*args, "--out", str(tmp_path / name), "--no-preview", *flags]) == 0
+        outs[name] = np.asarray(_read(tmp_path / name / "masks" / "f.png"))
+    assert compiled == ["Hiera", "UperNetHead"]
+    assert np.array_equal(outs["eager"], outs["compiled"])
+    torch._dynamo.reset()
