@@ -14,6 +14,7 @@ _parity = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_parity)
 
 
+@pytest.mark.parametrize("impl", sorted(_parity.IMPL_RUNNERS))
 @pytest.mark.parametrize("path", case_params("semstereo"))
-def test_parity_case_is_device_neutral(path) -> None:
-    run_case(path, _parity.RUNNERS, strict_device=True)
+def test_parity_case_is_device_neutral(path, impl) -> None:
+    run_case(path, _parity.IMPL_RUNNERS[impl], strict_device=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import cache
+from functools import cache, partial
 
 import numpy as np
 import pytest
@@ -28,6 +28,7 @@ from semcommon.testing import (
 from semstereo import losses, metrics
 from semstereo.config import half_config
 from semstereo.model import AttentionBlock, ChannelAtt, Conv2x, SegmentHead, SemStereo, SSRUpsample
+from semstereo.model import fast as fast_ops
 from semstereo.model.cost_volume import (
     disparity_regression,
     disparity_variance,
@@ -69,10 +70,14 @@ def run_segmenthead(case: Case) -> None:
         _check_all(case, {"out": model(case.tensor("x"))})
 
 
-def run_channel_att(case: Case) -> None:
+def run_channel_att(case: Case, impl: str = "reference") -> None:
     model = _module(ChannelAtt(32, 256), case)
     with torch.no_grad():
-        _check_all(case, {"out": model(case.tensor("cv"), case.tensor("im"))})
+        if impl == "fast":
+            out = fast_ops.channel_att(model, case.tensor("cv"), case.tensor("im"))
+        else:
+            out = model(case.tensor("cv"), case.tensor("im"))
+        _check_all(case, {"out": out})
 
 
 def run_attention_block(case: Case) -> None:
@@ -81,10 +86,14 @@ def run_attention_block(case: Case) -> None:
         _check_all(case, {"out": model(case.tensor("x"))})
 
 
-def run_conv2x_deconv(case: Case) -> None:
+def run_conv2x_deconv(case: Case, impl: str = "reference") -> None:
     model = _module(Conv2x(64, 32), case)
     with torch.no_grad():
-        _check_all(case, {"out": model(case.tensor("x"), case.tensor("rem"))})
+        if impl == "fast":
+            out = fast_ops.conv2x(model, case.tensor("x"), case.tensor("rem"))
+        else:
+            out = model(case.tensor("x"), case.tensor("rem"))
+        _check_all(case, {"out": out})
 
 
 def run_gwc_volume_norm(case: Case) -> None:
@@ -227,10 +236,10 @@ def _final_topk_near_ties(case: Case, produced_cost: torch.Tensor) -> np.ndarray
     return mask_footprint(ties, dilate=1)
 
 
-def _run_full(case: Case, variant: str) -> None:
+def _run_full(case: Case, variant: str, impl: str) -> None:
     model = _half_model(variant)
     with torch.no_grad():
-        out = model(case.tensor("left"), case.tensor("right"), return_intermediates=True)
+        out = model(case.tensor("left"), case.tensor("right"), return_intermediates=True, impl=impl)
     names = ("disp_final", "disp_1_4", "disp_att_up", "disp_att")
     actual = dict(zip(names, out.disparities, strict=True))
     actual.update(label_left=out.label_left, label_right=out.label_right, **out.intermediates)
@@ -255,12 +264,12 @@ def _run_full(case: Case, variant: str) -> None:
         )
 
 
-def run_semstereo_half(case: Case) -> None:
-    _run_full(case, "us3d")
+def run_semstereo_half(case: Case, impl: str = "reference") -> None:
+    _run_full(case, "us3d", impl)
 
 
-def run_semstereo_whu_half(case: Case) -> None:
-    _run_full(case, "whu")
+def run_semstereo_whu_half(case: Case, impl: str = "reference") -> None:
+    _run_full(case, "whu", impl)
 
 
 RUNNERS: dict[str, Callable[[Case], None]] = {
@@ -285,9 +294,24 @@ RUNNERS: dict[str, Callable[[Case], None]] = {
 }
 
 
+#: impl -> runners: "fast" runs the fast path's functions (model ``impl="fast"``, folded Conv2x / ChannelAtt)
+#: wherever it has one, the same runner otherwise; every case goes through both.
+IMPL_RUNNERS: dict[str, dict[str, Callable[[Case], None]]] = {
+    "reference": RUNNERS,
+    "fast": {
+        **RUNNERS,
+        **{
+            name: partial(RUNNERS[name], impl="fast")
+            for name in ("channel_att", "conv2x_deconv", "semstereo_half", "semstereo_whu_half")
+        },
+    },
+}
+
+
+@pytest.mark.parametrize("impl", sorted(IMPL_RUNNERS))
 @pytest.mark.parametrize("path", case_params("semstereo"))
-def test_parity(path) -> None:
-    run_case(path, RUNNERS)
+def test_parity(path, impl) -> None:
+    run_case(path, IMPL_RUNNERS[impl])
 
 
 def test_every_readme_target_has_a_runner() -> None:

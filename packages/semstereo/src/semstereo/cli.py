@@ -10,7 +10,7 @@ from pathlib import Path
 from semcommon.checkpoint import CheckpointError
 from semcommon.cli import add_device_argument, dispatch, package_parser, print_row
 from semcommon.io import ImageReadError
-from semcommon.runtime import resolve_device
+from semcommon.runtime import add_inference_arguments, resolve_device
 from semcommon.training import add_train_arguments
 
 PROG = "semstereo"
@@ -25,6 +25,20 @@ def _checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
         "--stage", choices=("attention", "full"), help="stage-1 (attention) or stage-2 (full) model (default: full)"
     )
     add_device_argument(parser)
+    add_inference_arguments(parser)
+
+
+def _inference_model(args: argparse.Namespace, device: object) -> object:
+    """The checkpoint's model with ``--impl`` set and, with ``--compile``, a compiled forward (approximate)."""
+    import torch
+
+    from semstereo.checkpoint import load_pretrained
+
+    model = load_pretrained(args.checkpoint, variant=args.variant, stage=args.stage, map_location=device)
+    model.impl = args.impl
+    if args.compile:
+        model.forward = torch.compile(model.forward)
+    return model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,7 +95,7 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
 
-    from semstereo.checkpoint import load_pretrained, read_train_config
+    from semstereo.checkpoint import read_train_config
     from semstereo.config import DataConfig
     from semstereo.data.factory import open_dataset
     from semstereo.evaluate import evaluate_model, write_results
@@ -89,7 +103,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     device = resolve_device(args.device)
-    model = load_pretrained(args.checkpoint, variant=args.variant, stage=args.stage, map_location=device)
+    model = _inference_model(args, device)
     stored = read_train_config(args.checkpoint)
     data_config = stored.data if stored is not None else DataConfig()
     if args.label_codes:
@@ -98,12 +112,21 @@ def _evaluate(args: argparse.Namespace) -> int:
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=False)
     start = time.perf_counter()
     result = evaluate_model(
-        model, loader, device, signed=model.config.variant == "us3d", show_progress=True, total=len(loader)
+        model,
+        loader,
+        device,
+        signed=model.config.variant == "us3d",
+        show_progress=True,
+        total=len(loader),
+        precision=args.precision,
     )
     extra = {
         "checkpoint": str(args.checkpoint),
         "data": str(args.data),
         "seconds": round(time.perf_counter() - start, 2),
+        "impl": args.impl,
+        "precision": args.precision,
+        "compile": args.compile,
     }
     write_results(result, args.out, extra, overwrite=args.overwrite)
     print(result.table())
@@ -112,15 +135,22 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from semstereo.checkpoint import load_pretrained
     from semstereo.predict import predict_files
 
     device = resolve_device(args.device)
     if args.tile and (args.tile % 32 or args.tile < 64):
         raise ValueError(f"--tile must be 0 or a multiple of 32 of at least 64, got {args.tile}")
-    model = load_pretrained(args.checkpoint, variant=args.variant, stage=args.stage, map_location=device)
+    model = _inference_model(args, device)
     written = predict_files(
-        model, args.left, args.right, args.out, args.tile, args.overlap, str(device), overwrite=args.overwrite
+        model,
+        args.left,
+        args.right,
+        args.out,
+        args.tile,
+        args.overlap,
+        str(device),
+        overwrite=args.overwrite,
+        precision=args.precision,
     )
     print(f"wrote {len(written)} files to {args.out}")
     return 0

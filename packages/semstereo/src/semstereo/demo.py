@@ -47,9 +47,9 @@ class DemoRecipe:
     dmax: float = 12.0
     train_tiles: int = 384
     test_tiles: int = 16
-    steps: int = 550
-    batch_size: int = 4
-    lr: float = 2e-3  # peak of a cosine decay
+    steps: int = 800
+    batch_size: int = 8
+    lr: float = 2e-3  # peak of a cosine decay (Adam, PyTorch's fused implementation: the same update, faster)
     backbone: str = "mobilevitv2_025"
     hypothesis_range: tuple[int, int] = (-16, 16)  # the model's 1/4 hypotheses (px), matched to the tiles' range
     topk: int = 8  # hypotheses kept for the sparse concatenation volume (of 8)
@@ -104,7 +104,7 @@ def _train(recipe: DemoRecipe, scenes: list, device: torch.device, log: bool) ->
     task = SemStereoTask(config)
     torch.manual_seed(recipe.seed)
     model = task.build_model().to(device).train()
-    optimizer = task.build_optimizer(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, fused=True)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, recipe.steps) / recipe.steps))
     )

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from semcommon.runtime import progress
+from semcommon.runtime import autocast, progress
 from semstereo.losses import disparity_loss_test, label_loss
 from semstereo.metrics import BatchAverage, SegmentationEvaluator, disparity_metrics, prepare_disparity_gt
 
@@ -101,8 +101,10 @@ def evaluate_model(
     signed: bool = True,
     show_progress: bool = False,
     total: int | None = None,
+    precision: str = "fp32",
 ) -> EvalResult:
-    """Run ``model`` (eval mode) over ``batches`` (dicts with ``left``, ``right``, ``disparity`` [, ``label``, ``name``])."""
+    """Run ``model`` (eval mode, ``model.impl``; ``precision`` bf16/fp16 = approximate autocast) over ``batches``
+    (dicts with ``left``, ``right``, ``disparity`` [, ``label``, ``name``])."""
     model.eval()
     maxdisp = model.config.maxdisp
     stage = 1 if model.config.att_weights_only else 2
@@ -112,18 +114,19 @@ def evaluate_model(
     for batch in progress(batches, desc="evaluate", total=total, enabled=show_progress):
         left, right = batch["left"].to(device), batch["right"].to(device)
         gt_raw = batch["disparity"].to(device)
-        out = model(left, right)
-        est = out.disparity
+        with autocast(left.device, precision):
+            out = model(left, right)
+        est, logits = out.disparity.float(), out.label_left.float()
         gt, mask = prepare_disparity_gt(gt_raw, maxdisp, signed)
         values = disparity_metrics(est, gt_raw, maxdisp, signed, THRESHOLDS)
         values["disp_loss"] = float(disparity_loss_test(est, gt, mask))
         label = batch.get("label")
         if label is not None:
             label = label.to(device)
-            values["label_loss"] = float(label_loss(out.label_left, label, stage=stage))
+            values["label_loss"] = float(label_loss(logits, label, stage=stage))
             values["loss"] = values["disp_loss"] + values["label_loss"]
-            seg_original.update(out.label_left, label)
-            seg_dataset.update(out.label_left, label)
+            seg_original.update(logits, label)
+            seg_dataset.update(logits, label)
             values.update(_numbers({k: v for k, v in seg_original.last.items() if k in ("PA", "MPA", "mIoU")}))
         scalars.update(values)
         totals.update(est, gt, mask)
@@ -133,7 +136,7 @@ def evaluate_model(
             row.update(disparity_metrics(est[i : i + 1], gt_raw[i : i + 1], maxdisp, signed, THRESHOLDS))
             if label is not None:
                 single = SegmentationEvaluator("original")
-                single.update(out.label_left[i : i + 1], label[i : i + 1])
+                single.update(logits[i : i + 1], label[i : i + 1])
                 row.update({k: float(v) for k, v in single.compute().items() if k in ("PA", "mIoU")})
             items.append(row)
     if not items:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from semcommon.io import ImageReadError, write_image
-from semcommon.runtime import progress
+from semcommon.runtime import autocast, progress
 from semcommon.viz import colorize, label_to_rgb, overlay
 from semstereo.model import SemStereo
 from semstereo.transforms import pad_to_multiple, read_pair, to_tensor
@@ -45,13 +45,17 @@ class Prediction:
         return self.probabilities.argmax(0).astype(np.uint8)
 
 
-def _run(model: SemStereo, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """One padded forward: ``1×3×h×w`` -> disparity ``h×w`` and class probabilities ``6×h×w``."""
+def _run(
+    model: SemStereo, left: torch.Tensor, right: torch.Tensor, precision: str = "fp32"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One padded forward (``model.impl``, ``precision`` autocast): ``1×3×h×w`` -> disparity ``h×w`` and class
+    probabilities ``6×h×w`` (float32)."""
     padded_left, (height, width) = pad_to_multiple(left)
     padded_right, _ = pad_to_multiple(right)
-    out = model(padded_left, padded_right)
-    disparity = out.disparity[0, :height, :width]
-    return disparity, torch.softmax(out.label_left[0, :, :height, :width], dim=0)
+    with autocast(left.device, precision):
+        out = model(padded_left, padded_right)
+    disparity = out.disparity[0, :height, :width].float()
+    return disparity, torch.softmax(out.label_left[0, :, :height, :width].float(), dim=0)
 
 
 def _ramp(length: int, overlap: int, at_start: bool, at_end: bool) -> torch.Tensor:
@@ -73,12 +77,19 @@ def _starts(size: int, tile: int, step: int) -> list[int]:
 
 @torch.no_grad()
 def predict_pair(
-    model: SemStereo, left: np.ndarray, right: np.ndarray, tile: int = 0, overlap: int = 64, device: str = "cpu"
+    model: SemStereo,
+    left: np.ndarray,
+    right: np.ndarray,
+    tile: int = 0,
+    overlap: int = 64,
+    device: str = "cpu",
+    precision: str = "fp32",
 ) -> Prediction:
     """Disparity and class probabilities of an RGB pair (``H×W×3`` uint8/uint16/float in [0, 1], any size).
 
     ``tile=0`` runs the whole (padded) pair at once; otherwise ``tile×tile`` windows (a multiple of 32) overlapping
-    by ``overlap`` pixels are blended with linear ramps.
+    by ``overlap`` pixels are blended with linear ramps. The implementation is ``model.impl`` ("fast" | "reference");
+    ``precision`` bf16/fp16 runs under autocast (approximate).
     """
     if left.shape != right.shape:
         raise ValueError(f"predict: left {left.shape} and right {right.shape} differ in size")
@@ -90,7 +101,7 @@ def predict_pair(
     x_left, x_right = to_tensor(left, "left").to(device), to_tensor(right, "right").to(device)
     height, width = left.shape[:2]
     if not tile or (height <= tile and width <= tile):
-        disparity, probabilities = _run(model, x_left, x_right)
+        disparity, probabilities = _run(model, x_left, x_right, precision)
         return Prediction(disparity.cpu().numpy(), probabilities.cpu().numpy())
     disparity_sum = torch.zeros(height, width)
     prob_sum = torch.zeros(model.config.num_classes, height, width)
@@ -99,7 +110,7 @@ def predict_pair(
     for y in ys:
         for x in xs:
             window = (slice(None), slice(None), slice(y, y + tile), slice(x, x + tile))
-            disparity, probabilities = _run(model, x_left[window], x_right[window])
+            disparity, probabilities = _run(model, x_left[window], x_right[window], precision)
             h, w = disparity.shape
             weight = _ramp(h, overlap, y == 0, y + h >= height)[:, None] * _ramp(w, overlap, x == 0, x + w >= width)
             disparity_sum[y : y + h, x : x + w] += disparity.cpu() * weight
@@ -175,6 +186,7 @@ def predict_files(
     device: str = "cpu",
     overwrite: bool = False,
     show_progress: bool = True,
+    precision: str = "fp32",
 ) -> list[Path]:
     """Predict every pair; outputs are staged in a temporary folder and moved into ``out_dir`` only when every
     pair succeeded (no partial outputs). Existing outputs are refused unless ``overwrite``."""
@@ -197,7 +209,7 @@ def predict_files(
         ):
             left_image, right_image = read_pair(left_path, right_path)
             try:
-                prediction = predict_pair(model, left_image, right_image, tile, overlap, device)
+                prediction = predict_pair(model, left_image, right_image, tile, overlap, device, precision)
             except ValueError as exc:
                 raise ImageReadError(f"{left_path}: {exc}") from None
             write_prediction(prediction, left_image, staging, stem)

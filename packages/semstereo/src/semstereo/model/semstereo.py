@@ -25,6 +25,7 @@ from torch import nn
 from semcommon.checkpoint import LoadReport
 from semcommon.kernels import concat_volume, gwc_volume_norm
 from semstereo.config import SemStereoConfig
+from semstereo.model import fast as fast_ops
 from semstereo.model.backbone import Feature
 from semstereo.model.blocks import BasicConv, ChannelAtt, Conv2x, SegmentHead
 from semstereo.model.cost_volume import (
@@ -39,6 +40,8 @@ from semstereo.model.cost_volume import (
 from semstereo.model.decoder import FeatUp
 from semstereo.model.hourglass import Hourglass, classifier_3d
 from semstereo.model.ssr import SSRUpsample
+
+IMPLS = ("fast", "reference")
 
 
 @dataclass
@@ -66,6 +69,19 @@ class SemStereoOutput:
         if self.label_right is None:
             return self.disparities, self.label_left
         return self.disparities, self.label_left, self.label_right
+
+
+@dataclass
+class _Encoded:
+    """Per-view features the heads and volumes use: right backbone maps, left reductions L0..L4, right R1/R2
+    (``right4``, ``right8``) and the 1/2 decoder levels (``up_right`` only when training)."""
+
+    feats_r: list[torch.Tensor]
+    lefts: list[torch.Tensor]
+    right4: torch.Tensor
+    right8: torch.Tensor
+    up_left: torch.Tensor
+    up_right: torch.Tensor | None
 
 
 def _channel_reduction(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -117,6 +133,7 @@ class SemStereo(nn.Module):
         self.concat_stem = BasicConv(2 * hg, hg, kernel_size=3, padding=1, is_3d=True)
         self.ssr_upsample = SSRUpsample(cfg.num_classes)
         self.load_report: LoadReport | None = None  # set by semstereo.load_pretrained
+        self.impl = "fast"  # default of forward's ``impl``
 
     # ------------------------------------------------------------------------------------------------------------
     def _check_inputs(self, left: torch.Tensor, right: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,18 +157,44 @@ class SemStereo(nn.Module):
         dtype = self.gamma.dtype
         return left.to(dtype), right.to(dtype)
 
-    def _guidance(self, lefts: list[torch.Tensor]) -> torch.Tensor:
+    def _guidance(self, lefts: list[torch.Tensor], fast: bool) -> torch.Tensor:
         """Guidance ("superpixel") branch: L0..L4 -> ``spx_pred`` B×6×H×W (raw)."""
-        x = self.spx32_16(lefts[4], lefts[3])
-        x = self.spx16_8(x, lefts[2])
-        x = self.spx8_4(x, lefts[1])
-        x = self.spx4_2(x, lefts[0])
+        up = fast_ops.conv2x if fast else (lambda block, x, rem: block(x, rem))
+        x = up(self.spx32_16, lefts[4], lefts[3])
+        x = up(self.spx16_8, x, lefts[2])
+        x = up(self.spx8_4, x, lefts[1])
+        x = up(self.spx4_2, x, lefts[0])
         return self.spx2(x)
 
-    def _attention_volume(self, left8: torch.Tensor, right8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _encode(self, left: torch.Tensor, right: torch.Tensor, fast: bool) -> _Encoded:
+        """Backbone, decoder and channel reductions of both views (fast, eval-mode BatchNorm: one batched call,
+        no unused level)."""
+        chal = (self.chal_0, self.chal_1, self.chal_2, self.chal_3, self.chal_4)
+        if not fast or any(m.training for m in (self.feature, self.feature_up, self.chal_1, self.chal_2)):
+            # reference (training-mode BatchNorm takes its statistics per view, so the views are not batched)
+            feats_l, feats_r = self.feature(left), self.feature(right)
+            up_l, up_r = self.feature_up(feats_l), self.feature_up(feats_r)
+            lefts = [reduce(x) for reduce, x in zip(chal, up_l, strict=True)]
+            return _Encoded(feats_r, lefts, self.chal_1(up_r[1]), self.chal_2(up_r[2]), up_l[0], up_r[0])
+        batch = left.shape[0]
+        feats = self.feature(torch.cat((left, right)))
+        up = fast_ops.feat_up(self.feature_up, feats, None if self.training else batch)
+        reduced = [fast_ops.conv_bn_sequential(reduce, x) for reduce, x in zip(chal[1:3], up[1:3], strict=True)]
+        lefts = [fast_ops.conv_bn_sequential(self.chal_0, up[0][:batch]), reduced[0][:batch], reduced[1][:batch]]
+        lefts += [fast_ops.conv_bn_sequential(reduce, x[:batch]) for reduce, x in zip(chal[3:], up[3:], strict=True)]
+        up_right = up[0][batch:] if self.training else None
+        feats_r = [f[batch:] for f in feats]
+        return _Encoded(feats_r, lefts, reduced[0][batch:], reduced[1][batch:], up[0][:batch], up_right)
+
+    def _attention_volume(
+        self, left8: torch.Tensor, right8: torch.Tensor, fast: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """1/8 branch: correlation volume (after ``patch``) and the attention cost ``B×1×D8×H/8×W/8``."""
         low, high = self.config.volume_range
         corr = self.patch(gwc_volume_norm(left8, right8, low // 8, high // 8, self.config.gwc_groups))
+        if fast:
+            cost = fast_ops.hourglass(self.hourglass_att, fast_ops.channel_att(self.corr_feature_att_8, corr, left8))
+            return corr, fast_ops.conv_bn_sequential(self.classif_att_, cost)
         cost = self.hourglass_att(self.corr_feature_att_8(corr, left8))
         return corr, self.classif_att_(cost)
 
@@ -168,33 +211,52 @@ class SemStereo(nn.Module):
         return (propagation_prob(att_weights) * strength.unsqueeze(2)).sum(dim=1, keepdim=True)
 
     def _concat_cost(
-        self, left4: torch.Tensor, right4: torch.Tensor, samples: torch.Tensor, att_topk: torch.Tensor
+        self, left4: torch.Tensor, right4: torch.Tensor, samples: torch.Tensor, att_topk: torch.Tensor, fast: bool
     ) -> torch.Tensor:
         """Concatenation branch: sparse volume at the ``k`` hypotheses -> cost ``B×1×k×h×w``."""
+        if fast and not self.concat_feature.training:
+            features = fast_ops.conv_bn_sequential(self.concat_feature, torch.cat((left4, right4)))
+            batch = left4.shape[0]
+            volume = concat_volume(features[:batch], features[batch:], samples) * att_topk
+            volume = fast_ops.channel_att(
+                self.concat_feature_att_4, fast_ops.basic_conv(self.concat_stem, volume), left4
+            )
+            return fast_ops.conv_bn_sequential(self.classif, fast_ops.hourglass(self.hourglass, volume))
         volume = concat_volume(self.concat_feature(left4), self.concat_feature(right4), samples) * att_topk
         volume = self.concat_feature_att_4(self.concat_stem(volume), left4)
         return self.classif(self.hourglass(volume))
 
-    def forward(self, left: torch.Tensor, right: torch.Tensor, return_intermediates: bool = False) -> SemStereoOutput:
-        """Run the network; see :class:`SemStereoOutput` for what comes back in training / eval mode."""
+    def forward(
+        self,
+        left: torch.Tensor,
+        right: torch.Tensor,
+        return_intermediates: bool = False,
+        impl: str | None = None,
+    ) -> SemStereoOutput:
+        """Run the network; see :class:`SemStereoOutput` for what comes back in training / eval mode.
+
+        ``impl``: ``"fast"`` (the exact fast path of :mod:`semstereo.model.fast`) or ``"reference"`` (the authors'
+        operations in their order); ``None`` uses the model's ``impl`` attribute (default ``"fast"``).
+        """
+        impl = self.impl if impl is None else impl
+        if impl not in IMPLS:
+            raise ValueError(f"SemStereo: impl must be one of {IMPLS}, got {impl!r}")
+        fast = impl == "fast"
         left, right = self._check_inputs(left, right)
         cfg = self.config
-        feats_l, feats_r = self.feature(left), self.feature(right)
-        up_l, up_r = self.feature_up(feats_l), self.feature_up(feats_r)
-        label_left = self.head_l(up_l[0])
-        label_right = self.head_r(up_r[0]) if self.training else None
-        chal = (self.chal_0, self.chal_1, self.chal_2, self.chal_3, self.chal_4)
-        lefts = [reduce(x) for reduce, x in zip(chal, up_l, strict=True)]
-        right4, right8 = self.chal_1(up_r[1]), self.chal_2(up_r[2])
-        spx_pred = self._guidance(lefts)
+        enc = self._encode(left, right, fast)
+        lefts = enc.lefts
+        label_left = self.head_l(enc.up_left)
+        label_right = self.head_r(enc.up_right) if self.training else None
+        spx_pred = self._guidance(lefts, fast)
 
-        corr, cost_att = self._attention_volume(lefts[2], right8)
+        corr, cost_att = self._attention_volume(lefts[2], enc.right8, fast)
         low, high = cfg.hypotheses
         height4, width4 = lefts[1].shape[-2:]
         att_weights = F.interpolate(
             cost_att, size=((high - low) // 4, height4, width4), mode="trilinear", align_corners=False
         )
-        att_weights = self._propagate(att_weights, lefts[1], right4)
+        att_weights = self._propagate(att_weights, lefts[1], enc.right4)
         att_prob = torch.softmax(att_weights, dim=2)
         index = select_topk(att_prob, cfg.topk)  # B×1×k×h×w
         att_topk = torch.gather(att_prob, 2, index)
@@ -203,7 +265,7 @@ class SemStereo(nn.Module):
         disparities: list[torch.Tensor] = []
         extras: dict[str, torch.Tensor] = {}
         if not cfg.att_weights_only:
-            cost = self._concat_cost(lefts[1], right4, samples, att_topk)
+            cost = self._concat_cost(lefts[1], enc.right4, samples, att_topk, fast)
             pred = regression_topk(cost.squeeze(1), samples, cfg.final_topk)
             disparities.append(self.ssr_upsample(pred, spx_pred, label_left) * 4)
             if self.training:
@@ -218,7 +280,7 @@ class SemStereo(nn.Module):
         out = SemStereoOutput(disparities, label_left, label_right)
         if return_intermediates:
             out.intermediates = {
-                **{f"feat_r.{i}": f for i, f in enumerate(feats_r)},
+                **{f"feat_r.{i}": f for i, f in enumerate(enc.feats_r)},
                 "corr_volume": corr,
                 "cost_att": cost_att,
                 "spx_pred": spx_pred,

@@ -1,0 +1,96 @@
+"""SemStereo inference speed: reference vs exact fast path vs approximate modes, in one process (issue 18).
+
+Case ``us3d``: the paper's US3D model (``SemStereo(maxdisp=64)``, MobileViTv2-1.0, 38M parameters) in eval mode on
+one left/right pair, as the authors' timing (original_speed.md: 1024×1024 32.1 s, 512×512 6.8 s on 2 cores).
+Random weights with random BatchNorm statistics (so folding them is not trivial) and a smooth random pair with a
+true horizontal shift. Sizes: ``small`` 128², ``paper`` 512² and 1024² (the US3D tile). Rows: ``reference``
+(the authors' operations, in order), ``fast`` (exact: one batched encoder call for both views, no unused right
+1/2 decoder level, BatchNorm folded into the convolutions), then the approximate ``fast-bf16`` autocast. Each exact
+row must stay within the fixture tolerance (disparities 2e-3 px; logits 1e-4 × their scale) of the reference.
+
+    .venv/bin/python packages/semstereo/bench/bench_speed.py --sizes small --threads 1 --no-save
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+import torch
+
+from semcommon.bench import BenchRow, Variant, add_bench_arguments, bench_device, run_bench, time_variants
+from semcommon.runtime import autocast
+from semstereo.model import SemStereo
+
+PACKAGE = "semstereo"
+SIZES = {"small": [128], "paper": [512, 1024], "all": [128, 512, 1024]}
+DISP_ATOL = 2e-3  # fixture README: disparities max abs err <= 2e-3 px
+
+
+def paper_model(device: torch.device) -> SemStereo:
+    """The US3D model with seeded random weights and random BN statistics."""
+    torch.manual_seed(0)
+    model = SemStereo()
+    generator = torch.Generator().manual_seed(0)
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and module.running_mean is not None:
+            shape = module.running_mean.shape
+            module.running_mean.copy_(0.1 * torch.randn(shape, generator=generator))
+            module.running_var.copy_(0.6 + 0.8 * torch.rand(shape, generator=generator))
+            if module.weight is not None:
+                module.weight.data.copy_(1 + 0.1 * torch.randn(shape, generator=generator))
+                module.bias.data.copy_(0.1 * torch.randn(shape, generator=generator))
+    return model.eval().to(device)
+
+
+def pair(size: int, device: torch.device, shift: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """A smooth random image and the same image shifted by ``shift`` px (1×3×S×S each)."""
+    generator = torch.Generator().manual_seed(1)
+    coarse = torch.randn(1, 3, size // 8, size // 8 + 2, generator=generator)
+    image = torch.nn.functional.interpolate(coarse, size=(size, size + 16), mode="bilinear")
+    return image[..., 8 : 8 + size].to(device), image[..., 8 + shift : 8 + shift + size].to(device)
+
+
+def _call(model: SemStereo, left: torch.Tensor, right: torch.Tensor, impl: str, precision: str) -> Callable:
+    def run() -> dict[str, torch.Tensor]:
+        with autocast(left.device, precision):
+            out = model(left, right, impl=impl)
+        return {"disparity": out.disparity.float(), "label": out.label_left.float()}
+
+    return run
+
+
+def us3d_rows(size: int, device: torch.device, args: argparse.Namespace) -> list[BenchRow]:
+    model = paper_model(device)
+    left, right = pair(size, device)
+    with torch.no_grad():
+        reference = _call(model, left, right, "reference", "fp32")()
+    atol = max(DISP_ATOL, 1e-4 * max(1.0, float(reference["label"].abs().max())))
+    variants = [
+        Variant("reference", _call(model, left, right, "reference", "fp32"), True, atol, note="authors' operations"),
+        Variant("fast", _call(model, left, right, "fast", "fp32"), True, atol, note="batched views, BN folded"),
+    ]
+    if not args.no_bf16:
+        variants.append(
+            Variant("fast-bf16", _call(model, left, right, "fast", "bf16"), False, note="bf16 autocast (approx.)")
+        )
+    return time_variants(
+        PACKAGE, "us3d", f"{size}x{size}", size * size, variants, device=device, warmup=args.warmup,
+        repeats=args.repeats,
+    )  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_bench_arguments(parser)
+    parser.add_argument("--no-bf16", action="store_true", help="skip the approximate bf16 row")
+    args = parser.parse_args()
+    device = bench_device(args)
+    rows: list[BenchRow] = []
+    for size in SIZES[args.sizes]:
+        rows += us3d_rows(size, device, args)
+    run_bench(PACKAGE, rows, args)
+
+
+if __name__ == "__main__":
+    main()
