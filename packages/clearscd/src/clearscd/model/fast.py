@@ -10,6 +10,8 @@ What differs from the reference (eager, the authors' operation order):
 - the encoder's "static same" zero padding is done by the conv (asymmetric padding of stride-2 convs as symmetric
   padding with zero kernel taps), so no padded copy of the input is made;
 - activations, the SE gate and the residual add run in place; the decoder's Dropout2d (identity in eval) is dropped;
+- the three coarser FPN levels end with the same bilinear ×2 upsampling to 1/4: they are summed first and upsampled
+  once;
 - the first 3×3 conv of the two finest FPN levels (P2, P3 = nearest×2(coarser level) + 1×1 skip conv) runs on the
   coarser map for the upsampled part (sub-pixel decomposition: a 3×3 conv of a ×2 nearest-upsampled map = four 2×2
   convs of the coarse map) and as one composed 3×3 conv on the thin skip input (the 1×1 skip conv folded into the
@@ -196,15 +198,16 @@ class _Decoder(nn.Module):
         p5 = self.p5(c5)
         p4 = F.interpolate(p5, scale_factor=2, mode="nearest") + self.p4_skip(c4)
         p3 = F.interpolate(p4, scale_factor=2, mode="nearest") + self.p3_skip(c3)
-        x = None
+        # The last step of the three coarser levels is the same bilinear ×2 (1/8 → 1/4): a linear map, so their sum is
+        # upsampled once (one interpolation instead of three; float reassociation only).
+        x = _gn_relu(self.conv3(p4, c3), self.gn3)
         for units, p in zip(self.coarse_blocks, (p5, p4), strict=True):
-            for unit in units.block:
-                p = F.interpolate(
-                    _gn_relu(unit.block[0](p), unit.block[1]), scale_factor=2, mode="bilinear", align_corners=True
-                )
-            x = p if x is None else x.add_(p)
-        level3 = _gn_relu(self.conv3(p4, c3), self.gn3)
-        x += F.interpolate(level3, scale_factor=2, mode="bilinear", align_corners=True)
+            for index, unit in enumerate(units.block):
+                p = _gn_relu(unit.block[0](p), unit.block[1])
+                if index < len(units.block) - 1:
+                    p = F.interpolate(p, scale_factor=2, mode="bilinear", align_corners=True)
+            x += p
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
         x += _gn_relu(self.conv2(p3, c2), self.gn2)
         return x
 
