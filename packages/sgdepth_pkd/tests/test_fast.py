@@ -148,8 +148,10 @@ def test_cuda_graph_replays_match_reference_and_do_not_alias() -> None:
     net = _model().cuda()
     torch.backends.cudnn.allow_tf32 = False
     first, second = _images(2, 5).cuda(), _images(2, 6).cuda()
-    out_first = net.predict(first, impl="fast")
+    net.predict(first, impl="fast")  # first call of the shape: eager
+    out_first = net.predict(first, impl="fast")  # second: captured
     out_second = net.predict(second, impl="fast")  # replay of the same graph: must not overwrite out_first
+    assert len(net.fast_path()._graphs) == 1
     _close(out_first, net.predict(first, impl="reference"))
     _close(out_second, net.predict(second, impl="reference"))
     batch = {("color_aug", 0, 0): first, "purposes": [["depth"], ["segmentation"]]}

@@ -10,8 +10,9 @@ What it changes against the reference (the authors' eager operations, in their o
 * the mask's argmax over the class axis is a running comparison over channel planes (first maximum wins, as
   ``argmax``), ~10x faster on the CPU than ``argmax(dim=1)`` on a B×C×H×W tensor;
 * ELU / ReLU in place, the max-pool without indices;
-* on CUDA the whole image → outputs function is captured once per input shape in a CUDA graph and replayed (same
-  kernels, no per-op launch cost: at batch 1 the eager model is launch-bound).
+* on CUDA the whole image → outputs function is captured in a CUDA graph at the second call of an input shape with
+  the same weights, and replayed from then on (same kernels, no per-op launch cost: at batch 1 the eager model is
+  launch-bound).
 
 The folded weights (and the CUDA graphs) are cached on the model, keyed by the storage and version counter of every
 encoder parameter and buffer, so an optimiser step, ``load_state_dict`` or ``.to()`` invalidates them. The path is
@@ -181,6 +182,7 @@ class FastSGDepth:
         self.static[classes[classes < model.config.num_classes]] = True
         self.mask_mode = model.config.sdcon_label_map
         self._graphs: dict[tuple, Callable[[torch.Tensor], FastOutputs]] = {}
+        self._seen: set[tuple] = set()
 
     def eager(self, images: torch.Tensor, depth: bool = True, seg: bool = True) -> FastOutputs:
         """The fast operations, eagerly (any device); ``depth`` / ``seg`` select the tails that run."""
@@ -215,6 +217,11 @@ class FastSGDepth:
         )
         graph = self._graphs.get(key)
         if graph is None:
+            # the first call of a shape runs eagerly; a repeat captures: weights that change between calls (a model
+            # being trained, e.g. DC masking's segmentation) never pay for a capture
+            if key not in self._seen:
+                self._seen.add(key)
+                return self.eager(images, depth, seg)
             graph = self._graphs[key] = _capture(lambda x: self.eager(x, depth, seg), images)
         return graph(images)
 
