@@ -204,17 +204,10 @@ class FastSGDepth:
         return labels.masked_fill_(is_static, 0)
 
     def __call__(self, images: torch.Tensor, depth: bool = True, seg: bool = True) -> FastOutputs:
-        if images.device.type != "cuda":
+        if images.device.type != "cuda" or torch.is_autocast_enabled("cuda"):
+            # autocast caches cast weights only until its context exits: a graph must not keep pointing at them
             return self.eager(images, depth, seg)
-        key = (
-            images.shape,
-            images.dtype,
-            images.device,
-            torch.is_autocast_enabled("cuda"),
-            torch.is_inference_mode_enabled(),
-            depth,
-            seg,
-        )
+        key = (images.shape, images.dtype, images.device, torch.is_inference_mode_enabled(), depth, seg)
         graph = self._graphs.get(key)
         if graph is None:
             # the first call of a shape runs eagerly; a repeat captures: weights that change between calls (a model
