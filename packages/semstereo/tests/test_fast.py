@@ -111,3 +111,15 @@ def test_cli_impl_and_precision(tiny_checkpoint: Path, tmp_path: Path) -> None:
         main(["evaluate", "--checkpoint", str(tiny_checkpoint), "--impl", "slow", "--out", str(out)])
     assert info.value.code == 2
     assert load_pretrained(tiny_checkpoint).impl == "fast"
+
+
+def test_export_onnx_matches_pytorch(tiny_checkpoint: Path, tmp_path: Path, capsys) -> None:
+    pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (semvision-common[export])")
+    out = tmp_path / "semstereo.onnx"
+    args = ["export", "--checkpoint", str(tiny_checkpoint), "--out", str(out), "--height", "64", "--width", "96"]
+    assert main(args) == 0
+    assert out.stat().st_size > 0 and "onnxruntime max abs diff" in capsys.readouterr().out
+    assert main(args) == 1  # an existing file is not replaced without --overwrite
+    assert "exists" in capsys.readouterr().err
+    assert main([*args[:-4], "--height", "60", "--width", "96", "--overwrite"]) == 1
+    assert "--height/--width must be positive multiples of 32" in capsys.readouterr().err

@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, help="training steps (default: the demo recipe's)")
     add_device_argument(demo)
 
+    export = sub.add_parser("export", help="export the network to ONNX (fixed input size), checked with onnxruntime")
+    _checkpoint_arguments(export)
+    export.add_argument("--format", choices=("onnx",), default="onnx", help="export format (onnx)")
+    export.add_argument("--out", required=True, help="output .onnx file")
+    export.add_argument("--height", type=int, default=1024, help="input height, a multiple of 32 (default 1024)")
+    export.add_argument("--width", type=int, default=1024, help="input width, a multiple of 32 (default 1024)")
+    export.add_argument("--no-check", action="store_true", help="skip the onnxruntime comparison with PyTorch")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
     prepare = sub.add_parser("prepare-us3d", help="map DFC2019 LAS class codes to the training ids 0..5")
     prepare.add_argument("root", help="US3D root holding the split lists (e.g. .../JAX)")
     prepare.add_argument("out", help="new root: copies of the pairs with *_LEFT_CLS.tif remapped, and the lists")
@@ -156,6 +165,20 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from semstereo.export import export_model
+
+    if args.height <= 0 or args.width <= 0 or args.height % 32 or args.width % 32:
+        raise ValueError(f"--height/--width must be positive multiples of 32, got {args.height}x{args.width}")
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out}: exists (choose another --out or pass --overwrite)")
+    model = _inference_model(args, resolve_device(args.device))
+    diff = export_model(model, args.out, args.height, args.width, check=not args.no_check)
+    checked = "not checked" if diff is None else f"onnxruntime max abs diff {diff:.2e}"
+    print(f"wrote {args.out} ({args.height}x{args.width} pair, {checked})")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from semstereo.demo import run_demo
 
@@ -178,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": _evaluate,
         "predict": _predict,
         "demo": _demo,
+        "export": _export,
         "prepare-us3d": _prepare,
     }
     return dispatch(
