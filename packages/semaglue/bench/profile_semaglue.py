@@ -10,9 +10,9 @@ import argparse
 import time
 
 import torch
+from bench_speed import paper_model, stereo_pair
 from torch.profiler import ProfilerActivity, profile
 
-from bench_speed import paper_model, stereo_pair
 from semaglue.model import set_impl
 
 

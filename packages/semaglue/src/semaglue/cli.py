@@ -1,10 +1,10 @@
-"""Command-line interface: ``semaglue {train,evaluate,predict,demo,match-pairs,prepare-megadepth}``."""
+"""Command-line interface: ``semaglue {train,evaluate,predict,demo,match-pairs,export,prepare-megadepth}``."""
 
 from __future__ import annotations
 
 import argparse
 
-from semaglue import demo, evaluate, match_pairs, predict, train
+from semaglue import demo, evaluate, export, match_pairs, predict, train
 from semaglue.data import megadepth
 from semcommon.checkpoint import CheckpointError
 from semcommon.cli import dispatch, package_parser, train_handler
@@ -41,6 +41,13 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     match_pairs.add_arguments(pairs)
+    exporter = sub.add_parser(
+        "export",
+        help="ONNX export of SuperPoint (dense), SegNeXt, or the matcher (fixed keypoint count), checked with onnxruntime",
+        description=export.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_arguments(exporter)
     prepare = sub.add_parser(
         "prepare-megadepth",
         help="write MegaDepth scene_info/<scene>.npz files from COLMAP text models (stage-2 training data)",
@@ -81,6 +88,13 @@ def _train(args: argparse.Namespace) -> int:
     return train_handler(train.make_task, **defaults)(args)
 
 
+def _export(args: argparse.Namespace) -> int:
+    diff = export.run(args)
+    checked = "not checked" if diff is None else f"onnxruntime max abs diff {diff:.2e}"
+    print(f"wrote {args.out} ({args.model}; {checked})")
+    return 0
+
+
 def _prepare_megadepth(args: argparse.Namespace) -> int:
     for scene in args.scene:
         path = megadepth.prepare_scene_info(args.root, scene, megadepth.MegaDepthConfig(), args.sparse_subdir)
@@ -103,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "evaluate": _evaluate,
         "match-pairs": _match_pairs,
         "prepare-megadepth": _prepare_megadepth,
+        "export": _export,
         "train": _train,
     }
     return dispatch(PROG, args, handlers, user_errors=(FileNotFoundError, ValueError, CheckpointError))

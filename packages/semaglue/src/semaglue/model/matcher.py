@@ -362,5 +362,7 @@ def _check_inputs(
         raise ValueError(f"feature_map{i} must be B×{cfg.segment_dim}×h×w, got {tuple(feature_map.shape)}")
     if mask is not None and (mask.shape != kpts.shape[:2] or mask.dtype != torch.bool):
         raise ValueError(f"mask{i} must be a bool tensor of shape {tuple(kpts.shape[:2])}, got {tuple(mask.shape)}")
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return  # the finiteness check needs the values; graphs (ONNX export, compile) skip it
     if not torch.isfinite(kpts).all() or not torch.isfinite(desc).all():
         raise ValueError(f"keypoints{i}/descriptors{i} contain NaN or inf")
