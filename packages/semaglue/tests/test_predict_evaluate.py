@@ -171,6 +171,10 @@ def test_predict_with_the_authors_three_files(images, tmp_path) -> None:
     assert np.array_equal(ref["keypoints0"], dump["keypoints0"]) and np.array_equal(ref["matches"], dump["matches"])
     np.testing.assert_allclose(ref["match_confidence"], dump["match_confidence"], atol=1e-5)
     assert main([*args[:-1], str(tmp_path / "bf"), "--precision", "bf16", "--no_viz"]) == 0  # approximate, runs
+    adaptive = ["--depth_confidence", "0.95", "--width_confidence", "0.99", "--no_viz"]
+    assert main([*args[:-1], str(tmp_path / "ad"), *adaptive]) == 0  # approximate, runs
+    assert len(load_matches(tmp_path / "ad" / "p0_0_p0_1_matches.npz")["matches"]) == len(dump["matches"])
+    assert main([*args[:-1], str(tmp_path / "bad"), "--depth_confidence", "2"]) == 1
     with pytest.raises(SystemExit) as exc:
         main([*args[:-1], str(tmp_path / "x"), "--impl", "turbo"])
     assert exc.value.code == 2

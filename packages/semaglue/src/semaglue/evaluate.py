@@ -51,6 +51,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--pose_estimator", choices=("ransac", "magsac", "dlt"), default="ransac", help="YFCC pose solver")
     add("--max_length", type=int, default=-1, help="only the first N pairs (-1: all)")
     add("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
+    add(
+        "--depth_confidence",
+        type=float,
+        default=-1.0,
+        help="APPROXIMATE adaptive depth (LightGlue's, e.g. 0.95): stop when this fraction of points is confident",
+    )
+    add(
+        "--width_confidence",
+        type=float,
+        default=-1.0,
+        help="APPROXIMATE point pruning (LightGlue's, e.g. 0.99): drop confidently unmatchable points",
+    )
     add_inference_arguments(parser)
 
 
@@ -105,6 +117,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         args.precision,
         args.compile,
     )
+    predictor.set_adaptive(args.depth_confidence, args.width_confidence)
     out = Path(args.out)
     if args.pairs:
         return _run_yfcc(args, predictor, out)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,14 @@ class Predictor:
         self.precision = precision
         autocast(device, precision)  # validates the name
         self.forward = torch.compile(self.model) if compile else self.model
+
+    def set_adaptive(self, depth_confidence: float, width_confidence: float) -> None:
+        """The matcher's APPROXIMATE adaptive mode (LightGlue's early stop / pruning; values <= 0 switch it off)."""
+        for name, value in (("depth_confidence", depth_confidence), ("width_confidence", width_confidence)):
+            if value > 1:
+                raise ValueError(f"--{name} must be <= 1 (or <= 0 for off), got {value}")
+        matcher = self.model.matcher
+        matcher.config = replace(matcher.config, depth_confidence=depth_confidence, width_confidence=width_confidence)
 
     def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """``1×1×H×W`` in [0, 1] -> keypoints K×2, scores K, descriptors D×K (CPU tensors)."""
@@ -236,6 +244,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--batch_size", type=int, default=4, help="pairs matched together when their sizes agree (default: 4)")
     add("--no_viz", action="store_true", help="skip the PNG plots")
     add("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
+    add(
+        "--depth_confidence",
+        type=float,
+        default=-1.0,
+        help="APPROXIMATE adaptive depth (LightGlue's, e.g. 0.95): stop when this fraction of points is confident",
+    )
+    add(
+        "--width_confidence",
+        type=float,
+        default=-1.0,
+        help="APPROXIMATE point pruning (LightGlue's, e.g. 0.99): drop confidently unmatchable points",
+    )
     add_inference_arguments(parser)
 
 
@@ -294,6 +314,7 @@ def run(args: argparse.Namespace) -> int:
         args.precision,
         args.compile,
     )
+    predictor.set_adaptive(args.depth_confidence, args.width_confidence)
     out = Path(args.out)
     failures: list[str] = []
     written = 0
