@@ -185,3 +185,19 @@ def test_predict_compile_flag_compiles_the_networks(tmp_path, image_checkpoint, 
     assert compiled == ["Hiera", "UperNetHead"]
     assert np.array_equal(outs["eager"], outs["compiled"])
     torch._dynamo.reset()
+
+
+def test_lightglue_cross_attention_through_sdpa_equals_kornia() -> None:
+    pytest.importorskip("kornia", reason="kornia (ssp[learned]) is not installed")
+    from kornia.feature.lightglue import CrossBlock
+
+    from ssp.model.registration import _cross_attention_sdpa
+
+    torch.manual_seed(0)
+    block = CrossBlock(256, 4).eval()
+    x0, x1 = torch.randn(1, 300, 256), torch.randn(1, 211, 256)
+    with torch.no_grad():
+        expected = block(x0, x1)
+        got = _cross_attention_sdpa(block, x0, x1)
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)

@@ -154,7 +154,8 @@ class VideoPredictor:
 
     ``impl`` "fast" (default): the model's exact fast path (:func:`ssp.model.set_impl`) and every frame described
     once for registration (OpenCV keypoints or DISK features of frame t are kept and matched again at t+1; the
-    reference describes both frames of every pair, as the authors' registrator does). ``precision`` bf16/fp16
+    reference describes both frames of every pair, as the authors' registrator does), and LightGlue's
+    cross-attention through ``scaled_dot_product_attention``. ``precision`` bf16/fp16
     runs the network under autocast (approximate).
     """
 
@@ -181,6 +182,7 @@ class VideoPredictor:
         self.device = next(model.parameters()).device
         self.autocast = lambda: autocast(self.device, precision)
         self.registrator = registrator if registrator is not None else OpenCVRegistrator("akaze")
+        set_impl(self.registrator, impl)
         self.state: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last_described: object | None = None
         self.last_image: np.ndarray | None = None

@@ -11,6 +11,10 @@ Registrators take ``(last_frames, frames)`` (``B×3×H×W``, ImageNet-normalised
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Iterator
+
 import cv2
 import numpy as np
 import torch
@@ -217,6 +221,26 @@ class LightGlueLayout(nn.Module):
         self.matcher = _LightGlue()
 
 
+def _cross_attention_sdpa(
+    block: nn.Module, x0: torch.Tensor, x1: torch.Tensor, mask: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LightGlue's bidirectional cross-attention block (kornia ``CrossBlock``: shared q/k projection ``to_qk``,
+    ``to_v``, ``to_out``, ``ffn`` on ``[x | message]``) with both directions through ``scaled_dot_product_attention``
+    instead of the explicit ``N0×N1`` similarity and its two softmaxes: ``m0 = softmax(qk0 qk1ᵀ/√d) v1``,
+    ``m1 = softmax(qk1 qk0ᵀ/√d) v0``. ``x0`` ``B×N0×D``, ``x1`` ``B×N1×D``; ``mask`` ``B×h×N0×N1`` (True = allowed)."""
+    qk0, qk1 = block.to_qk(x0), block.to_qk(x1)
+    v0, v1 = block.to_v(x0), block.to_v(x1)
+    qk0, qk1, v0, v1 = (t.unflatten(-1, (block.heads, -1)).transpose(1, 2) for t in (qk0, qk1, v0, v1))
+    m0 = torch.nn.functional.scaled_dot_product_attention(qk0, qk1, v1, attn_mask=mask)
+    m1 = torch.nn.functional.scaled_dot_product_attention(
+        qk1, qk0, v0, attn_mask=mask.transpose(-1, -2) if mask is not None else None
+    )
+    if mask is not None:
+        m0, m1 = m0.nan_to_num(), m1.nan_to_num()
+    m0, m1 = (block.to_out(m.transpose(1, 2).flatten(start_dim=-2)) for m in (m0, m1))
+    return x0 + block.ffn(torch.cat([x0, m0], -1)), x1 + block.ffn(torch.cat([x1, m1], -1))
+
+
 def kornia_available() -> bool:
     """True when kornia (the ``ssp[learned]`` extra) is importable."""
     try:
@@ -242,6 +266,7 @@ class LearnedRegistrator(nn.Module):
         super().__init__()
         self.num_features, self.ransac_threshold = num_features, ransac_threshold
         self.failures = 0
+        self.impl = "fast"
         if kornia_available():
             from kornia.feature import DISK, LightGlue, LightGlueMatcher
             from kornia.feature.integrated import GeometryAwareDescriptorMatcher
@@ -279,14 +304,28 @@ class LearnedRegistrator(nn.Module):
         """LightGlue + RANSAC between two :meth:`describe` results of frames of ``size`` (H, W) -> ``3×3``."""
         from kornia.geometry import RANSAC
 
-        with torch.inference_mode():
+        with torch.inference_mode(), self._cross_attention():
             _, indices = self.lg_matcher(last[1], current[1], last[2], current[2], size, size)
+        with torch.inference_mode():
             if len(indices) < 4:
                 self.failures += 1
                 return torch.eye(3, device=current[0].device)
             ransac = RANSAC(model_type="homography", inl_th=self.ransac_threshold)
             homography, _ = ransac(last[0][indices[:, 0]], current[0][indices[:, 1]])
         return homography.reshape(3, 3)
+
+    @contextlib.contextmanager
+    def _cross_attention(self) -> Iterator[None]:
+        """``impl`` "fast": LightGlue's cross-attention blocks run :func:`_cross_attention_sdpa` for the duration
+        (kornia computes the full similarity matrix and two softmaxes on the CPU; same values within rounding)."""
+        blocks = [layer.cross_attn for layer in self.lg_matcher.matcher.transformers] if self.impl == "fast" else []
+        try:
+            for block in blocks:
+                block.forward = functools.partial(_cross_attention_sdpa, block)
+            yield
+        finally:
+            for block in blocks:
+                del block.forward
 
     def _pair(self, last_frame: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
         last, current = self.describe(torch.stack([last_frame, frame]))
