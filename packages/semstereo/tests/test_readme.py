@@ -24,7 +24,7 @@ def _command_lines() -> list[list[str]]:
 
 def test_readme_commands_parse() -> None:
     commands = _command_lines()
-    assert {c[0] for c in commands} == {"train", "evaluate", "predict", "prepare-us3d", "demo"}
+    assert {c[0] for c in commands} == {"train", "evaluate", "predict", "prepare-us3d", "demo", "export"}
     parser = build_parser()
     for argv in commands:
         parser.parse_args(argv)
