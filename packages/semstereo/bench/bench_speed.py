@@ -53,7 +53,7 @@ def pair(size: int, device: torch.device, shift: int = 6) -> tuple[torch.Tensor,
 
 def _call(model: SemStereo, left: torch.Tensor, right: torch.Tensor, impl: str, precision: str) -> Callable:
     def run() -> dict[str, torch.Tensor]:
-        with autocast(left.device, precision):
+        with torch.inference_mode(), autocast(left.device, precision):
             out = model(left, right, impl=impl)
         return {"disparity": out.disparity.float(), "label": out.label_left.float()}
 
@@ -63,8 +63,7 @@ def _call(model: SemStereo, left: torch.Tensor, right: torch.Tensor, impl: str, 
 def us3d_rows(size: int, device: torch.device, args: argparse.Namespace) -> list[BenchRow]:
     model = paper_model(device)
     left, right = pair(size, device)
-    with torch.no_grad():
-        reference = _call(model, left, right, "reference", "fp32")()
+    reference = _call(model, left, right, "reference", "fp32")()
     atol = max(DISP_ATOL, 1e-4 * max(1.0, float(reference["label"].abs().max())))
     variants = [
         Variant("reference", _call(model, left, right, "reference", "fp32"), True, atol, note="authors' operations"),
