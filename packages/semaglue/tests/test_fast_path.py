@@ -124,6 +124,9 @@ def test_adaptive_mode_limits() -> None:
     assert torch.equal(none_pruned["matches0"], full["matches0"]) and int(none_pruned["stop_layer"].max()) == 2
     assert int(none_pruned["num_pruned0"].sum()) == 0
     assert 0 < int(kept["num_pruned0"].sum()) < 2 * 40 and 0 < int(kept["num_pruned1"].sum()) < 2 * 30
+    with torch.no_grad():
+        emptied = _adaptive_model(1.01, 1e-9, confident=True)(data)  # every point pruned after the first layer
+    assert int(emptied["num_pruned0"].min()) == 40 and bool((emptied["matches0"] == -1).all())
     assert int(early["stop_layer"].max()) == 0
     layer0 = filter_matches(full["layer_scores"][0], 0.1)[0]
     assert torch.equal(early["matches0"], layer0)

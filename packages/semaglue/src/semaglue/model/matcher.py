@@ -325,14 +325,17 @@ class SemaGlue(nn.Module):
                 k0, k1 = keep0[0].nonzero()[:, 0], keep1[0].nonzero()[:, 0]
                 desc0, enc0, sem0, ind0 = desc0[:, k0], enc0[:, :, :, k0], sem0[:, k0], ind0[k0]
                 desc1, enc1, sem1, ind1 = desc1[:, k1], enc1[:, :, :, k1], sem1[:, k1], ind1[k1]
-        scores, _ = self.log_assignment[i](desc0, desc1)
-        m0, m1, ms0, ms1 = filter_matches(scores, cfg.filter_threshold)
+                if len(k0) == 0 or len(k1) == 0:  # every point of an image pruned: nothing left to match
+                    break
         matches0 = desc0.new_full((1, m), -1, dtype=torch.long)
         matches1 = desc1.new_full((1, n), -1, dtype=torch.long)
         scores0, scores1 = desc0.new_zeros(1, m), desc1.new_zeros(1, n)
-        matches0[0, ind0] = torch.where(m0[0] >= 0, ind1[m0[0].clamp_min(0)], -1)
-        matches1[0, ind1] = torch.where(m1[0] >= 0, ind0[m1[0].clamp_min(0)], -1)
-        scores0[0, ind0], scores1[0, ind1] = ms0[0], ms1[0]
+        if len(ind0) and len(ind1):
+            scores, _ = self.log_assignment[i](desc0, desc1)
+            m0, m1, ms0, ms1 = filter_matches(scores, cfg.filter_threshold)
+            matches0[0, ind0] = torch.where(m0[0] >= 0, ind1[m0[0].clamp_min(0)], -1)
+            matches1[0, ind1] = torch.where(m1[0] >= 0, ind0[m1[0].clamp_min(0)], -1)
+            scores0[0, ind0], scores1[0, ind1] = ms0[0], ms1[0]
         return {
             "matches0": matches0,
             "matches1": matches1,
