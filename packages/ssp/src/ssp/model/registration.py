@@ -318,7 +318,8 @@ class LearnedRegistrator(nn.Module):
     def _cross_attention(self) -> Iterator[None]:
         """``impl`` "fast": LightGlue's cross-attention blocks run :func:`_cross_attention_sdpa` for the duration
         (kornia computes the full similarity matrix and two softmaxes on the CPU; same values within rounding)."""
-        blocks = [layer.cross_attn for layer in self.lg_matcher.matcher.transformers] if self.impl == "fast" else []
+        layers = getattr(getattr(self.lg_matcher, "matcher", None), "transformers", [])  # kornia's LightGlue layers
+        blocks = [layer.cross_attn for layer in layers] if self.impl == "fast" else []
         try:
             for block in blocks:
                 block.forward = functools.partial(_cross_attention_sdpa, block)
