@@ -58,6 +58,17 @@ def test_fast_equals_reference(options, shape, small_config) -> None:
     assert all(p.is_contiguous() for p in model.parameters())  # building the fast path leaves the model untouched
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (bench/gpu_bench.sh)")
+def test_cuda_graph_replay_equals_reference(small_config) -> None:
+    model = _randomised(small_config).cuda()
+    runner = Inference(model, "fast", cuda_graphs=True)
+    reference = Inference(model, "reference")
+    for shape in ((1, 64, 64), (2, 70, 45), (1, 64, 64)):  # a new shape captures, a known one replays
+        imgs = torch.randn(shape[0], 6, *shape[1:], generator=torch.Generator().manual_seed(5)).cuda()
+        _assert_parity(reference(imgs), runner(imgs))
+    assert len(runner.graphs.graphs) == 2
+
+
 def test_bad_impl_and_precision_are_refused(small_config) -> None:
     model = ClearSCD(small_config).eval()
     with pytest.raises(ValueError, match="--impl"):

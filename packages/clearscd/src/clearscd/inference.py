@@ -69,7 +69,8 @@ class Inference:
     "reference" (``model(imgs, test=True)``, the authors' operations in their order; uses the model in its current
     mode, so call ``model.eval()`` first). ``precision``: "fp32" (exact), "bf16"/"fp16" autocast (approximate).
     ``compile``: ``torch.compile`` the network (approximate, opt-in). ``cuda_graphs``: replay the fast path as CUDA
-    graphs (exact: the same kernels; None = on for impl "fast", fp32, no compile, on a CUDA model). ``channels_last``,
+    graphs (exact: the same kernels, no per-kernel launch cost; opt-in until measured on a GPU, needs impl "fast",
+    fp32, no compile and a CUDA model). ``channels_last``,
     ``batch_dates``: layout choices of the fast path (None = what measured faster, see :func:`build_fast`). The fast module is
     built once here from the model's current weights: build a new :class:`Inference` after changing them.
     """
@@ -80,7 +81,7 @@ class Inference:
         impl: str = "fast",
         precision: str = "fp32",
         compile: bool = False,
-        cuda_graphs: bool | None = None,
+        cuda_graphs: bool = False,
         channels_last: bool | None = None,
         batch_dates: bool | None = None,
     ) -> None:
@@ -96,8 +97,6 @@ class Inference:
             network = ReferenceNetwork(model)
         self.network = torch.compile(network) if compile else network
         on_cuda = next(model.parameters()).device.type == "cuda"
-        if cuda_graphs is None:
-            cuda_graphs = impl == "fast" and precision == "fp32" and not compile and on_cuda
         if cuda_graphs and (impl != "fast" or precision != "fp32" or compile or not on_cuda):
             raise ValueError("cuda_graphs needs impl 'fast', precision 'fp32', no compile and a model on a CUDA device")
         self.graphs = CudaGraphRunner(self.network) if cuda_graphs else None
