@@ -53,6 +53,10 @@ def test_fold_conv_bn_equals_conv_then_bn(conv_type: str) -> None:
     x = torch.randn(shape)
     with torch.no_grad():
         torch.testing.assert_close(fold_conv_bn(conv, bn, x), bn(conv(x)), rtol=1e-5, atol=1e-5)
+        # the folded parameters are reused without autograd, and refreshed when a statistic or weight changes
+        bn.load_state_dict({**bn.state_dict(), "running_var": bn.running_var * 2})
+        conv.weight.mul_(0.5)
+        torch.testing.assert_close(fold_conv_bn(conv, bn, x), bn(conv(x)), rtol=1e-5, atol=1e-5)
         bn.train()  # a training-mode BatchNorm is not folded: batch statistics, running stats updated
         before = bn.running_mean.clone()
         fold_conv_bn(conv, bn, x)

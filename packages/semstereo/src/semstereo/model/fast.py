@@ -21,10 +21,14 @@ from semstereo.model.hourglass import Hourglass
 _CONV_FN = {nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}
 
 
-def fold_conv_bn(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``bn(conv(x))`` with an eval-mode BatchNorm folded into the convolution (training-mode BN: unfolded)."""
-    if bn.training:
-        return bn(conv(x))
+def _folded_parameters(conv: nn.Module, bn: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The folded weight and bias of ``conv`` + eval ``bn``; without autograd they are kept on ``conv`` and reused
+    until a parameter or statistic changes (in-place update, ``load_state_dict``, ``.to()``)."""
+    sources = (conv.weight, conv.bias, bn.weight, bn.bias, bn.running_mean, bn.running_var)
+    key = tuple((t.data_ptr(), t._version, t.dtype) if t is not None else None for t in sources)
+    cached = getattr(conv, "_folded_cache", None)
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
     scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
     bias = bn.bias - bn.running_mean * scale
     if conv.bias is not None:
@@ -33,7 +37,19 @@ def fold_conv_bn(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tenso
     shape = [1] * conv.weight.dim()
     shape[1 if transposed else 0] = -1  # output-channel axis (groups == 1 for the transposed convs here)
     weight = conv.weight * scale.view(shape)
-    if transposed:
+    if not torch.is_grad_enabled():
+        with torch.inference_mode(False), torch.no_grad():
+            conv._folded_cache = (key, weight.clone(), bias.clone())
+        return conv._folded_cache[1], conv._folded_cache[2]
+    return weight, bias
+
+
+def fold_conv_bn(conv: nn.Module, bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``bn(conv(x))`` with an eval-mode BatchNorm folded into the convolution (training-mode BN: unfolded)."""
+    if bn.training:
+        return bn(conv(x))
+    weight, bias = _folded_parameters(conv, bn)
+    if isinstance(conv, (nn.ConvTranspose2d, nn.ConvTranspose3d)):
         fn = F.conv_transpose2d if isinstance(conv, nn.ConvTranspose2d) else F.conv_transpose3d
         return fn(x, weight, bias, conv.stride, conv.padding, conv.output_padding, conv.groups, conv.dilation)
     return _CONV_FN[type(conv)](x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
