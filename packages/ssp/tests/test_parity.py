@@ -324,7 +324,7 @@ def run_metrics(case: Case, impl: str) -> None:
         _check_scalar(actual[name], case, name, METRIC_ATOL, _flip_changes(actual, variants, name))
 
 
-def run_raft(case: Case, impl: str, max_corr_mib: float = 1024.0) -> None:
+def run_raft(case: Case, impl: str, max_corr_mib: float = 4096.0) -> None:
     model = _module(RAFT(max_corr_mib=max_corr_mib), case, impl)
     iters = int(case.meta["iters"])
     with torch.no_grad():

@@ -235,7 +235,7 @@ class RAFT(nn.Module):
     fly from the pooled ``fmap2`` pyramid (memory O(HW) instead of O(H²W²)). "reference": the authors' order.
     """
 
-    def __init__(self, config: RaftConfig | None = None, max_corr_mib: float = 1024.0) -> None:
+    def __init__(self, config: RaftConfig | None = None, max_corr_mib: float = 4096.0) -> None:
         super().__init__()
         self.impl = "fast"
         self.max_corr_mib = max_corr_mib
