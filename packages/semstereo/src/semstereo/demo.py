@@ -49,7 +49,7 @@ class DemoRecipe:
     test_tiles: int = 16
     steps: int = 800
     batch_size: int = 8
-    lr: float = 2e-3  # peak of a cosine decay (Adam, PyTorch's fused implementation: the same update, faster)
+    lr: float = 2e-3  # peak of a cosine decay (Adam, PyTorch's fused implementation of the same update)
     backbone: str = "mobilevitv2_025"
     hypothesis_range: tuple[int, int] = (-16, 16)  # the model's 1/4 hypotheses (px), matched to the tiles' range
     topk: int = 8  # hypotheses kept for the sparse concatenation volume (of 8)
