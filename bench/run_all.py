@@ -1,8 +1,8 @@
 """Run every ``bench/bench_*.py`` and each package's ``bench/bench_*.py`` in turn, then render the results.
 
-Extra arguments are passed to every package script (e.g. ``--sizes small``); each prints its own table and appends
-its rows to ``bench/results/<machine>.json``; ``bench/render.py`` then writes ``bench/README.md`` and
-``bench/latency.png``.
+Extra arguments (e.g. ``--sizes small --repeats 3``) are passed to every script built on
+``semcommon.bench.add_bench_arguments``; each prints its own table and appends its rows to
+``bench/results/<machine>.json``; ``bench/render.py`` then writes ``bench/README.md`` and ``bench/latency.png``.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
     scripts = sorted(ROOT.glob("bench/bench_*.py")) + sorted(ROOT.glob("packages/*/bench/bench_*.py"))
     failed = []
     for script in scripts:
-        extra = argv if script.name == "bench_speed.py" else []
+        extra = argv if "add_bench_arguments" in script.read_text() else []
         print(f"== {script.relative_to(ROOT)} {' '.join(extra)}", flush=True)
         if subprocess.run([sys.executable, str(script), *extra], cwd=ROOT).returncode != 0:
             failed.append(script)

@@ -58,7 +58,7 @@ def test_fast_equals_reference(options, shape, small_config) -> None:
     assert all(p.is_contiguous() for p in model.parameters())  # building the fast path leaves the model untouched
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (bench/gpu_bench.sh)")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (bench/gpu_check.sh)")
 def test_cuda_graph_replay_equals_reference(small_config) -> None:
     model = _randomised(small_config).cuda()
     runner = Inference(model, "fast", cuda_graphs=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # ClearSCD GPU checks in one call (issue 18): parity through both impls on CUDA, the demo trained on CUDA (its
 # checkpoint scores the approximate modes), the CUDA profile tables and the speed bench with the 4096² scene row.
-# Usage (repository root, a CUDA machine): OUT=/some/dir bash packages/clearscd/bench/gpu_bench.sh
+# Usage (repository root, a CUDA machine): OUT=/some/dir bash packages/clearscd/bench/gpu_check.sh
 set -u
 export PYTHONPATH=packages/clearscd/src:shared/src PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
