@@ -10,6 +10,8 @@ reference; :func:`run_bench` prints the rows and appends them to ``bench/results
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import dataclasses
 import json
 import os
@@ -128,11 +130,19 @@ class _RssSampler:
         self.peak = max(self.peak, self.rss())
 
 
+def _release_free_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc ``malloc_trim``), so the next RSS baseline is not inflated by
+    what earlier variants freed but the allocator kept; a no-op where glibc is absent."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def measure(fn: Callable[[], Any], *, device: torch.device | str, warmup: int = 1, repeats: int = 5) -> Measurement:
     """Time ``fn()``: ``warmup`` untimed calls, then ``repeats`` timed ones (CUDA synchronised around each).
 
-    Peak memory is ``torch.cuda.max_memory_allocated`` above the allocation level before the timed calls on CUDA,
-    and the peak resident set size above the level before the calls on the CPU (sampled every 2 ms).
+    Peak memory covers the warm-up and timed calls: ``torch.cuda.max_memory_allocated`` above the allocation level
+    before them on CUDA, and on the CPU the peak resident set size (sampled every 2 ms) above the level before them,
+    after freed heap memory was returned to the OS.
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
@@ -141,27 +151,30 @@ def measure(fn: Callable[[], Any], *, device: torch.device | str, warmup: int = 
         if cuda:
             torch.cuda.synchronize(device)
 
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    if cuda:
-        torch.cuda.reset_peak_memory_stats(device)
-        base = torch.cuda.memory_allocated(device)
+    def timed() -> list[float]:
+        for _ in range(warmup):
+            fn()
+        sync()
+        times = []
         for _ in range(repeats):
             start = time.perf_counter()
             fn()
             sync()
             times.append((time.perf_counter() - start) * 1e3)
+        return times
+
+    if cuda:
+        sync()
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        times = timed()
         peak = torch.cuda.max_memory_allocated(device) - base
     else:
+        _release_free_memory()
         sampler = _RssSampler()
         base = sampler.rss()
         with sampler:
-            for _ in range(repeats):
-                start = time.perf_counter()
-                fn()
-                times.append((time.perf_counter() - start) * 1e3)
+            times = timed()
         peak = sampler.peak - base
     return Measurement(
         median_ms=float(np.median(times)),
