@@ -21,16 +21,19 @@ from semcommon.bench import TABLE_HEADER, BenchRow, format_row
 from semcommon.viz import save_png
 
 ROOT = Path(__file__).resolve().parent.parent
-COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75)]
+COLOURS = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75),
+    (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+]  # fmt: skip
 
 
 def latest_rows(data: dict[str, Any]) -> list[BenchRow]:
-    """The most recent row of each (package, case, impl, device) in one machine's results, in first-seen order."""
-    rows: dict[tuple[str, str, str, str], BenchRow] = {}
+    """The most recent row of each (package, case, size, impl, device) in one machine's results."""
+    rows: dict[tuple[str, str, str, str, str], BenchRow] = {}
     for run in data["runs"]:
         for raw in run["rows"]:
             row = BenchRow(**raw)
-            key = (row.package, row.case, row.impl, row.device)
+            key = (row.package, row.case, row.size, row.impl, row.device)
             rows.pop(key, None)
             rows[key] = row
     return sorted(rows.values(), key=lambda r: (r.package, r.device, r.pixels, r.case))
@@ -62,13 +65,13 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(results: dict[str, dict[str, Any]], width: int = 420, height: int = 300) -> np.ndarray:
-    """One log-log panel per (machine, package, device): median ms vs megapixels, a line per impl."""
+def plot(results: dict[str, dict[str, Any]], width: int = 480, height: int = 360) -> np.ndarray:
+    """One log-log panel per (machine, package, device): median ms vs megapixels, a line per (case, impl)."""
     panels: dict[str, dict[str, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     for name, data in sorted(results.items()):
         for row in latest_rows(data):
             title = f"{row.package} {row.device} ({name[:28]})"
-            panels[title][row.impl].append((row.pixels / 1e6, row.median_ms))
+            panels[title][f"{row.case}: {row.impl}"].append((row.pixels / 1e6, row.median_ms))
     if not panels:
         raise SystemExit("bench/render.py: no results in bench/results (run make bench first)")
     columns = min(3, len(panels))
@@ -82,6 +85,7 @@ def plot(results: dict[str, dict[str, Any]], width: int = 420, height: int = 300
         x0, x1 = xs.min() - 0.1, xs.max() + 0.1
         y0, y1 = ys.min() - 0.1, ys.max() + 0.1
         box = (left + 50, top + 30, left + width - 15, top + height - 40)
+        legend_top = box[1] + 14
 
         def to_px(
             point: tuple[float, float], box: tuple[int, int, int, int], span: tuple[float, ...]
@@ -106,9 +110,7 @@ def plot(results: dict[str, dict[str, Any]], width: int = 420, height: int = 300
                 cv2.line(canvas, a, b, colour, 2, cv2.LINE_AA)
             for p in pts:
                 cv2.circle(canvas, p, 3, colour, -1, cv2.LINE_AA)
-            cv2.putText(
-                canvas, impl, (box[0] + 6, box[1] + 14 + 13 * number), cv2.FONT_HERSHEY_SIMPLEX, 0.38, colour, 1
-            )
+            cv2.putText(canvas, impl, (box[0] + 6, legend_top + 12 * number), cv2.FONT_HERSHEY_SIMPLEX, 0.33, colour, 1)
     return canvas[..., ::-1]
 
 

@@ -82,7 +82,7 @@ def test_time_variants_ratios_parity_and_results_file(tmp_path, capsys) -> None:
         spec.loader.exec_module(render)
         assert render.main(["--results", str(tmp_path), "--out", str(tmp_path)]) == 0
         table = (tmp_path / "README.md").read_text()
-        assert table.count("| pkg | case | 64x64 |") == 4  # latest row per impl, not one per run
+        assert table.count("| pkg | case | 64x64 |") == 4  # latest row per (case, size, impl), not one per run
         assert (tmp_path / "latency.png").stat().st_size > 1000
 
 
