@@ -69,6 +69,17 @@ def stereo_pair(width: int, height: int, device: torch.device) -> dict[str, torc
     return out
 
 
+def matcher_inputs(model: Matching, data: dict[str, torch.Tensor]) -> tuple[dict, dict]:
+    """The pipeline's features of ``data`` (fast path) and the matcher's input dict built from them."""
+    with torch.no_grad():
+        feats = set_impl(model, "fast")(data)
+    height, width = data["image0"].shape[-2:]
+    matcher_in = {k: feats[k] for k in ("keypoints0", "keypoints1", "descriptors0", "descriptors1")}
+    matcher_in |= {"feature_map0": feats["feature_map0"], "feature_map1": feats["feature_map1"]}
+    matcher_in |= {"image_size0": torch.tensor([height, width]), "image_size1": torch.tensor([height, width])}
+    return feats, matcher_in
+
+
 def _call(model: Matching, impl: str, fn: Callable[[], dict], precision: str = "fp32", **matcher) -> Callable:
     """A timed call: ``impl`` on every network, ``matcher`` config overrides (adaptive mode), autocast."""
     base = model.matcher.config
@@ -114,11 +125,7 @@ def rows_for_size(
     model = paper_model(keypoints, nms, device)
     data = stereo_pair(width, height, device)
     images = torch.cat([data["image0"], data["image1"]])
-    with torch.no_grad():
-        feats = set_impl(model, "fast")(data)
-    matcher_in = {k: feats[k] for k in ("keypoints0", "keypoints1", "descriptors0", "descriptors1")}
-    matcher_in |= {"feature_map0": feats["feature_map0"], "feature_map1": feats["feature_map1"]}
-    matcher_in |= {"image_size0": torch.tensor([height, width]), "image_size1": torch.tensor([height, width])}
+    feats, matcher_in = matcher_inputs(model, data)
     size = f"{width}x{height}/{keypoints}kp"
     n0, n1 = feats["keypoints0"].shape[1], feats["keypoints1"].shape[1]
 

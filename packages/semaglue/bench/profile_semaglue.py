@@ -10,7 +10,7 @@ import argparse
 import time
 
 import torch
-from bench_speed import paper_model, stereo_pair
+from bench_speed import matcher_inputs, paper_model, stereo_pair
 from torch.profiler import ProfilerActivity, profile
 
 from semaglue.model import set_impl
@@ -29,11 +29,7 @@ def main() -> None:
     model = paper_model(args.keypoints, args.nms, torch.device("cpu"))
     data = stereo_pair(width, height, torch.device("cpu"))
     images = torch.cat([data["image0"], data["image1"]])
-    with torch.no_grad():
-        feats = set_impl(model, "fast")(data)
-    matcher_in = {k: feats[k] for k in ("keypoints0", "keypoints1", "descriptors0", "descriptors1")}
-    matcher_in |= {"feature_map0": feats["feature_map0"], "feature_map1": feats["feature_map1"]}
-    matcher_in |= {"image_size0": torch.tensor([height, width]), "image_size1": torch.tensor([height, width])}
+    _, matcher_in = matcher_inputs(model, data)
     fn = {
         "pipeline": lambda: model(data),
         "matcher": lambda: model.matcher(matcher_in),

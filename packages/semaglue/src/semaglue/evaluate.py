@@ -24,9 +24,9 @@ from semaglue.data.hpatches import HPatches
 from semaglue.data.synthetic import HELD_OUT_PHOTOS, SyntheticConfig, SyntheticHomographies
 from semaglue.homography import gt_matches_from_homography
 from semaglue.outputs import save_csv, save_json
-from semaglue.predict import Predictor, load_predictor
+from semaglue.predict import Predictor, add_predictor_arguments, predictor_from_args
 from semaglue.train import pair_metrics, summarise_homography
-from semcommon.runtime import add_inference_arguments, progress
+from semcommon.runtime import progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,31 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="runs/semaglue-eval",
         help="output folder: metrics.json, pairs.csv (default: runs/semaglue-eval)",
     )
-    add("--superpoint_weights", help="superpoint_v1.pth")
-    add("--segnext_weights", help="segnext_tiny_512x512_ade_160k.pth (with the authors' checkpoint)")
-    add("--max_keypoints", type=int, help="keypoints per image (default: the checkpoint's, or 2048)")
-    add("--nms_radius", type=int, default=3, help="SuperPoint NMS radius (default: 3)")
-    add("--keypoint_threshold", type=float, default=0.005, help="SuperPoint detection threshold")
     add("--num_pairs", type=int, default=100, help="synthetic pairs (default: 100)")
     add("--size", type=int, nargs=2, default=[480, 640], metavar=("H", "W"), help="synthetic pair size")
     add("--max_size", type=int, default=None, help="HPatches: downscale so the longer side is at most this")
     add("--resize", type=int, nargs="+", default=[1600], help="YFCC: as match-pairs (default: 1600)")
     add("--pose_estimator", choices=("ransac", "magsac", "dlt"), default="ransac", help="YFCC pose solver")
     add("--max_length", type=int, default=-1, help="only the first N pairs (-1: all)")
-    add("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
-    add(
-        "--depth_confidence",
-        type=float,
-        default=-1.0,
-        help="APPROXIMATE adaptive depth (LightGlue's, e.g. 0.95): stop when this fraction of points is confident",
-    )
-    add(
-        "--width_confidence",
-        type=float,
-        default=-1.0,
-        help="APPROXIMATE point pruning (LightGlue's, e.g. 0.99): drop confidently unmatchable points",
-    )
-    add_inference_arguments(parser)
+    add_predictor_arguments(parser)
 
 
 def _homography_rows(predictor: Predictor, dataset: torch.utils.data.Dataset, limit: int) -> list[dict]:
@@ -105,19 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         raise ValueError(f"--num_pairs must be >= 1, got {args.num_pairs}")
     if min(args.size) < 32:
         raise ValueError(f"--size must be at least 32×32, got {args.size}")
-    predictor = load_predictor(
-        args.checkpoint,
-        args.superpoint_weights,
-        args.segnext_weights,
-        args.max_keypoints,
-        args.nms_radius,
-        args.keypoint_threshold,
-        args.device,
-        args.impl,
-        args.precision,
-        args.compile,
-    )
-    predictor.set_adaptive(args.depth_confidence, args.width_confidence)
+    predictor = predictor_from_args(args)
     out = Path(args.out)
     if args.pairs:
         return _run_yfcc(args, predictor, out)

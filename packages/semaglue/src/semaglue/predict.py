@@ -227,22 +227,14 @@ def read_pair_list(path: str | Path, input_dir: str | Path) -> list[PairInput]:
     return pairs
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_predictor_arguments(parser: argparse.ArgumentParser) -> None:
+    """The network and speed flags ``predict`` and ``evaluate`` share (read back by :func:`predictor_from_args`)."""
     add = parser.add_argument
-    add("images", nargs="*", help="IMG0 IMG1 (or use --pairs)")
-    add("--pairs", help="pair list: 'path0 path1' per line, relative to --input_dir")
-    add("--input_dir", default=".", help="folder the --pairs paths are relative to (default: .)")
-    add("--out", default="predictions", help="output folder (default: predictions)")
-    add("--checkpoint", required=True, help="RUN_DIR/checkpoints/last.pt or the authors' checkpoint_best.tar")
     add("--superpoint_weights", help="superpoint_v1.pth (authors' checkpoint, or ours trained on SuperPoint)")
     add("--segnext_weights", help="segnext_tiny_512x512_ade_160k.pth (with the authors' checkpoint)")
-    add("--resize", type=int, nargs="+", default=[1600], help="longer side, W H, or -1 (default: 1600, authors')")
-    add("--resize_float", action="store_true", help="resize after converting to float (authors' YFCC setting)")
     add("--max_keypoints", type=int, help="keypoints per image (default: the checkpoint's, or 2048)")
     add("--nms_radius", type=int, default=3, help="SuperPoint NMS radius (default: 3)")
     add("--keypoint_threshold", type=float, default=0.005, help="SuperPoint detection threshold")
-    add("--batch_size", type=int, default=4, help="pairs matched together when their sizes agree (default: 4)")
-    add("--no_viz", action="store_true", help="skip the PNG plots")
     add("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
     add(
         "--depth_confidence",
@@ -257,6 +249,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="APPROXIMATE point pruning (LightGlue's, e.g. 0.99): drop confidently unmatchable points",
     )
     add_inference_arguments(parser)
+
+
+def predictor_from_args(args: argparse.Namespace) -> Predictor:
+    """The :class:`Predictor` the flags of :func:`add_predictor_arguments` describe."""
+    predictor = load_predictor(
+        args.checkpoint,
+        args.superpoint_weights,
+        args.segnext_weights,
+        args.max_keypoints,
+        args.nms_radius,
+        args.keypoint_threshold,
+        args.device,
+        args.impl,
+        args.precision,
+        args.compile,
+    )
+    predictor.set_adaptive(args.depth_confidence, args.width_confidence)
+    return predictor
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("images", nargs="*", help="IMG0 IMG1 (or use --pairs)")
+    add("--pairs", help="pair list: 'path0 path1' per line, relative to --input_dir")
+    add("--input_dir", default=".", help="folder the --pairs paths are relative to (default: .)")
+    add("--out", default="predictions", help="output folder (default: predictions)")
+    add("--checkpoint", required=True, help="RUN_DIR/checkpoints/last.pt or the authors' checkpoint_best.tar")
+    add("--resize", type=int, nargs="+", default=[1600], help="longer side, W H, or -1 (default: 1600, authors')")
+    add("--resize_float", action="store_true", help="resize after converting to float (authors' YFCC setting)")
+    add("--batch_size", type=int, default=4, help="pairs matched together when their sizes agree (default: 4)")
+    add("--no_viz", action="store_true", help="skip the PNG plots")
+    add_predictor_arguments(parser)
 
 
 def _check_args(args: argparse.Namespace) -> list[PairInput]:
@@ -302,19 +326,7 @@ def run(args: argparse.Namespace) -> int:
     """Match every pair; returns the number of pairs written. A pair whose image cannot be read is reported and
     skipped (exit status 1 at the end)."""
     pairs = _check_args(args)
-    predictor = load_predictor(
-        args.checkpoint,
-        args.superpoint_weights,
-        args.segnext_weights,
-        args.max_keypoints,
-        args.nms_radius,
-        args.keypoint_threshold,
-        args.device,
-        args.impl,
-        args.precision,
-        args.compile,
-    )
-    predictor.set_adaptive(args.depth_confidence, args.width_confidence)
+    predictor = predictor_from_args(args)
     out = Path(args.out)
     failures: list[str] = []
     written = 0
