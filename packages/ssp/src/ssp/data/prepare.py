@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from semcommon.io import write_image
+from semcommon.io import read_video_frames, write_image
 
 __all__ = ["colour_to_values", "cut_clips", "decode_video", "finish_output", "start_output"]
 
@@ -24,25 +24,11 @@ def decode_video(
     path: Path, resize: tuple[int, int] | None, keep: Callable[[int], bool]
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(frame index, uint8 RGB frame) for every frame of a video with ``keep(index)``; ``resize`` (W, H) bicubic."""
-    capture = cv2.VideoCapture(str(path))
-    if not capture.isOpened():
-        raise ValueError(f"{path}: OpenCV cannot open this video")
-    index = 0
-    try:
-        while True:
-            ok, frame = capture.read()
-            if not ok:
-                break
-            if keep(index):
-                frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-                if resize is not None and (frame.shape[1], frame.shape[0]) != resize:
-                    frame = cv2.resize(frame, resize, interpolation=cv2.INTER_CUBIC)
-                yield index, frame
-            index += 1
-    finally:
-        capture.release()
-    if index == 0:
-        raise ValueError(f"{path}: no frame could be decoded")
+    for index, frame in read_video_frames(path):
+        if keep(index):
+            if resize is not None and (frame.shape[1], frame.shape[0]) != resize:
+                frame = cv2.resize(frame, resize, interpolation=cv2.INTER_CUBIC)
+            yield index, frame
 
 
 def colour_to_values(label: np.ndarray, table: dict[tuple[int, int, int], int], path: Path) -> np.ndarray:
