@@ -13,6 +13,7 @@ from clearscd.config import ClearSCDConfig
 from clearscd.data import SyntheticSCD
 from clearscd.inference import Inference, predict_maps
 from clearscd.model import ClearSCD
+from clearscd.model.fast import build_fast
 from semcommon.io import read_image, write_image
 
 RTOL = 1e-4  # fixture README: max|a-b| <= 1e-4 * max(1, max|b|)
@@ -56,6 +57,23 @@ def test_fast_equals_reference(options, shape, small_config) -> None:
                 fast = Inference(model, "fast", channels_last=channels_last, batch_dates=batch_dates)
                 _assert_parity(reference, fast(imgs))
     assert all(p.is_contiguous() for p in model.parameters())  # building the fast path leaves the model untouched
+
+
+@pytest.mark.parametrize("with_bscc", [True, False])
+def test_fast_intermediates_equal_reference(with_bscc, small_config) -> None:
+    """Every trunk output of the fast path, ``bcd_low`` included (a 0-d zero without BSCC, as the reference)."""
+    config = ClearSCDConfig(**{**small_config.to_dict(), "with_bscc": with_bscc})
+    model = _randomised(config)
+    imgs = torch.randn(1, 6, 64, 64, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        reference = model.forward_intermediates(imgs)
+        fast = build_fast(model).forward_intermediates(imgs)
+    reference["enc_A"] = reference["enc_A"][1:]  # the reference lists the input image as level 0
+    for name in ("dec_A", "dec_B", "seglow_A", "seglow_B", "bcd_low", "BCD"):
+        _assert_parity({name: reference[name]}, {name: fast[name]})
+    for level, (expected, actual) in enumerate(zip(reference["enc_A"], fast["enc_A"], strict=True), 1):
+        _assert_parity({f"enc_A.{level}": expected}, {f"enc_A.{level}": actual})
+    assert (reference["bcd_low"].ndim == 0) is not with_bscc
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device (bench/gpu_check.sh)")

@@ -282,7 +282,8 @@ class FastClearSCD(nn.Module):
                 fused = torch.abs(seglow_A - seglow_B)
             else:
                 fused = torch.cat([seglow_A, seglow_B], dim=1)
-            out["bcd_low"], out["BCD"] = self.head_bcd(fused)
+            low, out["BCD"] = self.head_bcd(fused)
+            out["bcd_low"] = low if self.config.with_bscc else low.new_zeros(())  # as ChangeDetectionHead
         return out
 
     def forward(self, imgs: torch.Tensor) -> dict[str, torch.Tensor]:
