@@ -39,6 +39,17 @@ def interpreted() -> bool:
 
 
 @triton.jit
+def _gwc_row_segment(group_channels, height, width, num_disp, BLOCK_X: tl.constexpr):
+    """This program's columns ``xs`` (and which lie in the image), the plane size, and the offsets of its row in the
+    (batch, group) input block and output volume (grid: x segments, rows, batch × groups)."""
+    row = tl.program_id(1)
+    group = tl.program_id(2).to(tl.int64)
+    xs = tl.program_id(0) * BLOCK_X + tl.arange(0, BLOCK_X)
+    plane = height * width
+    return xs, xs < width, plane, group * group_channels * plane + row * width, group * num_disp * plane + row * width
+
+
+@triton.jit
 def _gwc_fwd_kernel(
     left_ptr,
     right_ptr,
@@ -53,13 +64,7 @@ def _gwc_fwd_kernel(
     BLOCK_X: tl.constexpr,
 ):
     """One row segment of one (batch, group): ``out[j, y, x] = scale · Σ_c l[c, y, x] · r[c, y, x - d_j]``."""
-    row = tl.program_id(1)
-    group = tl.program_id(2).to(tl.int64)
-    xs = tl.program_id(0) * BLOCK_X + tl.arange(0, BLOCK_X)
-    x_ok = xs < width
-    plane = height * width
-    in_base = group * group_channels * plane + row * width
-    out_base = group * num_disp * plane + row * width
+    xs, x_ok, plane, in_base, out_base = _gwc_row_segment(group_channels, height, width, num_disp, BLOCK_X)
     for d0 in range(0, num_disp, BLOCK_D):
         js = d0 + tl.arange(0, BLOCK_D)
         src = xs[None, :] - (disp_min + js)[:, None]
@@ -89,13 +94,7 @@ def _gwc_bwd_kernel(
     BLOCK_X: tl.constexpr,
 ):
     """Gradients of :func:`_gwc_fwd_kernel` as gathers (no atomics): left reads ``x - d``, right reads ``x + d``."""
-    row = tl.program_id(1)
-    group = tl.program_id(2).to(tl.int64)
-    xs = tl.program_id(0) * BLOCK_X + tl.arange(0, BLOCK_X)
-    x_ok = xs < width
-    plane = height * width
-    in_base = group * group_channels * plane + row * width
-    out_base = group * num_disp * plane + row * width
+    xs, x_ok, plane, in_base, out_base = _gwc_row_segment(group_channels, height, width, num_disp, BLOCK_X)
     for c in range(group_channels):
         grad_l = tl.full((BLOCK_X,), 0.0, tl.float32)
         grad_r = tl.full((BLOCK_X,), 0.0, tl.float32)
@@ -167,8 +166,13 @@ def group_correlation(left: torch.Tensor, right: torch.Tensor, disp_min: int, di
 
 
 @triton.jit
-def _warp_taps(disp_ptr, sample, row, xs, x_ok, height, width):
-    """Left tap column, its two bilinear weights and in-image masks for the samples at ``x - disparity``."""
+def _warp_taps(disp_ptr, height, width, BLOCK_X: tl.constexpr):
+    """This program's (batch, hypothesis) ``sample``, row and columns ``xs`` (and which lie in the image), and for
+    the samples at ``x - disparity``: the left tap column, its two bilinear weights and in-image masks."""
+    row = tl.program_id(1)
+    sample = tl.program_id(2).to(tl.int64)
+    xs = tl.program_id(0) * BLOCK_X + tl.arange(0, BLOCK_X)
+    x_ok = xs < width
     disp = tl.load(disp_ptr + sample * height * width + row * width + xs, mask=x_ok, other=0.0).to(tl.float32)
     src = xs.to(tl.float32) - disp
     x0f = tl.floor(src)
@@ -176,7 +180,7 @@ def _warp_taps(disp_ptr, sample, row, xs, x_ok, height, width):
     x0 = tl.minimum(tl.maximum(x0f, -2.0), width + 1.0).to(tl.int32)
     ok0 = x_ok & (x0 >= 0) & (x0 < width)
     ok1 = x_ok & (x0 + 1 >= 0) & (x0 + 1 < width)
-    return x0, 1.0 - w1, w1, ok0, ok1
+    return sample, row, xs, x_ok, x0, 1.0 - w1, w1, ok0, ok1
 
 
 @triton.jit
@@ -199,13 +203,9 @@ def _warp_fwd_kernel(
 
     With ``WITH_LEFT`` the left features are also copied to channels ``[0, C)`` (concatenation volume).
     """
-    row = tl.program_id(1)
-    sample = tl.program_id(2).to(tl.int64)
+    sample, row, xs, x_ok, x0, w0, w1, ok0, ok1 = _warp_taps(disp_ptr, height, width, BLOCK_X)
     batch = sample // num_disp
     k = sample % num_disp
-    xs = tl.program_id(0) * BLOCK_X + tl.arange(0, BLOCK_X)
-    x_ok = xs < width
-    x0, w0, w1, ok0, ok1 = _warp_taps(disp_ptr, sample, row, xs, x_ok, height, width)
     plane = height * width
     for c0 in range(0, channels, BLOCK_C):
         cs = c0 + tl.arange(0, BLOCK_C)
@@ -238,13 +238,9 @@ def _warp_bwd_kernel(
     BLOCK_X: tl.constexpr,
 ):
     """Gradients of :func:`_warp_fwd_kernel`: right by atomic scatter (float32), disparity summed over channels."""
-    row = tl.program_id(1)
-    sample = tl.program_id(2).to(tl.int64)
+    sample, row, xs, x_ok, x0, w0, w1, ok0, ok1 = _warp_taps(disp_ptr, height, width, BLOCK_X)
     batch = sample // num_disp
     k = sample % num_disp
-    xs = tl.program_id(0) * BLOCK_X + tl.arange(0, BLOCK_X)
-    x_ok = xs < width
-    x0, w0, w1, ok0, ok1 = _warp_taps(disp_ptr, sample, row, xs, x_ok, height, width)
     plane = height * width
     grad_disp = tl.full((BLOCK_X,), 0.0, tl.float32)
     for c in range(channels):
