@@ -13,11 +13,16 @@ choice may flip, as the fixture README's near-tie rule allows; the row's note gi
 disparity differs by more than 2e-3 px.
 
     .venv/bin/python packages/semstereo/bench/bench_speed.py --sizes small --threads 1 --no-save
+
+``--accuracy runs/demo-semstereo/semstereo.pt`` adds each row's EPE / D1 / mIoU on the demo's held-out tiles with the
+demo's trained model (and the change from the reference for fast and bf16).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import sys
 from collections.abc import Callable
 
 import torch
@@ -74,7 +79,37 @@ def _compared(run: Callable) -> Callable:
     return lambda: {key: value for key, value in run().items() if key != "disparity"}
 
 
-def us3d_rows(size: int, device: torch.device, args: argparse.Namespace) -> list[BenchRow]:
+def demo_accuracy(checkpoint: str, device: torch.device, compiled: bool) -> dict[str, dict[str, float]]:
+    """EPE / D1 / mIoU of the demo's model (``semstereo demo`` -> ``semstereo.pt``) on the demo's held-out tiles:
+    fp32 reference, fast, fast + bf16 (and with ``compiled`` fast + torch.compile), each with its change from the
+    reference (``d_EPE``, ...)."""
+    from semstereo import load_pretrained
+    from semstereo.demo import DemoRecipe, demo_tiles, score_predictions
+    from semstereo.predict import predict_pair
+
+    tiles = demo_tiles(DemoRecipe(), "test")
+    model = load_pretrained(checkpoint, map_location=device)
+
+    def score(impl: str, precision: str) -> dict[str, float]:
+        model.impl = impl
+        predictions = [predict_pair(model, t.left, t.right, device=str(device), precision=precision) for t in tiles]
+        return score_predictions(predictions, tiles)
+
+    reference = score("reference", "fp32")
+    result = {"reference": reference, "fast": score("fast", "fp32"), "fast-bf16": score("fast", "bf16")}
+    if compiled:
+        model.forward = torch.compile(model.forward)
+        result["fast-compile"] = score("fast", "fp32")
+    for name in list(result)[1:]:
+        result[name].update({f"d_{k}": result[name][k] - reference[k] for k in reference})
+    for name, values in result.items():
+        print(f"demo accuracy {name}: " + ", ".join(f"{k} {v:.4f}" for k, v in values.items()), file=sys.stderr)
+    return result
+
+
+def us3d_rows(
+    size: int, device: torch.device, args: argparse.Namespace, accuracy: dict[str, dict[str, float]]
+) -> list[BenchRow]:
     model = paper_model(device)
     left, right = pair(size, device)
     reference = _call(model, left, right, "reference", "fp32")()
@@ -83,11 +118,17 @@ def us3d_rows(size: int, device: torch.device, args: argparse.Namespace) -> list
     specs.append(("fast", "fast", "fp32", True, "batched views, BN folded"))
     if not args.no_bf16:
         specs.append(("fast-bf16", "fast", "bf16", False, "bf16 autocast"))
+    if args.compile:
+        specs.append(("fast-compile", "fast", "fp32", False, "torch.compile (inductor) of the fast forward"))
     variants = []
     for label, impl, precision, exact, note in specs:
+        if label == "fast-compile":
+            model = copy.copy(model)  # the compiled forward on a shallow copy; the other rows keep the eager one
+            model.forward = torch.compile(model.forward)
         run = _call(model, left, right, impl, precision)
         flips = float(((run()["disparity"] - reference["disparity"]).abs() > DISP_ATOL).float().mean())
-        variants.append(Variant(label, _compared(run), exact, atol, note=f"{note}; disparity >2e-3 px: {flips:.2%}"))
+        note = f"{note}; disparity >2e-3 px: {flips:.2%}"
+        variants.append(Variant(label, _compared(run), exact, atol, accuracy=accuracy.get(label), note=note))
     return time_variants(
         PACKAGE, "us3d", f"{size}x{size}", size * size, variants, device=device, warmup=args.warmup,
         repeats=args.repeats,
@@ -98,11 +139,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_bench_arguments(parser)
     parser.add_argument("--no-bf16", action="store_true", help="skip the approximate bf16 row")
+    parser.add_argument(
+        "--accuracy", metavar="CKPT", help="the demo's semstereo.pt: score each row on the demo's held-out tiles"
+    )
+    parser.add_argument("--compile", action="store_true", help="add a torch.compile row (minutes to compile on CPU)")
     args = parser.parse_args()
     device = bench_device(args)
+    accuracy = demo_accuracy(args.accuracy, device, args.compile) if args.accuracy else {}
     rows: list[BenchRow] = []
     for size in SIZES[args.sizes]:
-        rows += us3d_rows(size, device, args)
+        rows += us3d_rows(size, device, args, accuracy)
     run_bench(PACKAGE, rows, args)
 
 

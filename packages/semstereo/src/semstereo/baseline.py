@@ -120,9 +120,10 @@ class ColourKNN:
         """Class map ``H×W`` (majority of the ``k`` nearest training colours)."""
         colours = image.reshape(-1, 3).astype(np.float32) / 255.0
         out = np.empty(len(colours), np.int64)
+        norms = (self.points**2).sum(1)
         for start in range(0, len(colours), chunk):
             block = colours[start : start + chunk]
-            dist = ((block[:, None, :] - self.points[None]) ** 2).sum(-1)
+            dist = norms[None] - 2 * block @ self.points.T  # |a - b|² without the per-row constant |a|²
             nearest = np.argpartition(dist, self.k, axis=1)[:, : self.k]
             votes = np.zeros((len(block), self.num_classes), np.int64)
             np.add.at(votes, (np.arange(len(block))[:, None], self.labels[nearest]), 1)

@@ -7,8 +7,9 @@ The model is the paper architecture (stage 2, the full network) with the MobileV
 hypotheses limited to [-16, 16) px with the top 8 kept (the paper: [-64, 64) and 24 for 1024-pixel tiles; the
 demo's 64-pixel tiles span [-12, 12)), trained from scratch with the paper's losses (disparity smooth-L1
 ×1.0/0.6/0.5/0.3 + label CE+Dice ×2.4 + LRSC) and Adam, with a cosine LR decay over the short run instead of the
-48-epoch step schedule. All metrics (EPE, D1, mIoU) are computed the
-same way for model and baselines: over every valid pixel of the test set, one dataset-level confusion matrix.
+48-epoch step schedule, data-parallel over two CPU processes (the authors split their batch over two GPUs). All
+metrics (EPE, D1, mIoU) are computed the same way for model and baselines: over every valid pixel of the test set,
+one dataset-level confusion matrix.
 """
 
 from __future__ import annotations
@@ -17,16 +18,23 @@ import json
 import math
 import os
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import default_collate
 
+from semcommon.checkpoint import save_checkpoint
 from semcommon.runtime import resolve_device
+from semcommon.training import to_plain
 from semcommon.viz import colorize, label_to_rgb, save_png, side_by_side
 from semstereo.baseline import ColourKNN, sgbm_disparity, tune_sgbm
 from semstereo.config import SemStereoConfig, TrainConfig
@@ -35,6 +43,7 @@ from semstereo.predict import CLASS_COLOURS, predict_pair
 from semstereo.train import SemStereoTask
 
 TRAIN_SEED, TEST_SEED = 0, 1
+KNN_TILES = 64  # training tiles whose pixels the colour k-NN samples
 MOTORCYCLE_MAX_DISPARITY = 64  # the quarter-size Middlebury pair's disparities lie in about [7, 60]
 
 
@@ -45,9 +54,9 @@ class DemoRecipe:
     size: int = 64  # tile side (px)
     dmin: float = -12.0  # signed disparity range of the tiles
     dmax: float = 12.0
-    train_tiles: int = 384
+    train_tiles: int = 1536
     test_tiles: int = 16
-    steps: int = 800
+    steps: int = 600
     batch_size: int = 8
     lr: float = 2e-3  # peak of a cosine decay (Adam, PyTorch's fused implementation of the same update)
     backbone: str = "mobilevitv2_025"
@@ -55,7 +64,8 @@ class DemoRecipe:
     topk: int = 8  # hypotheses kept for the sparse concatenation volume (of 8)
     sgbm_tune_tiles: int = 8
     seed: int = 0
-    threads: int = 1  # intra-op threads while training: the tensors are tiny, so one thread is as fast and never spins
+    threads: int = 1  # intra-op threads per training process: the tensors are tiny, so one thread is as fast
+    processes: int = 2  # data-parallel training processes on the CPU, each taking batch_size / processes
 
 
 def _pixel_metrics(pred: list[np.ndarray], gt: list[np.ndarray]) -> dict[str, float]:
@@ -74,6 +84,25 @@ def _miou(pred: list[np.ndarray], gt: list[np.ndarray], classes: int = 5) -> flo
     union = confusion.sum(0) + confusion.sum(1) - diag
     present = confusion.sum(1) > 0
     return float(np.mean(diag[present] / np.maximum(union[present], 1)))
+
+
+def demo_tiles(recipe: DemoRecipe, split: str, count: int | None = None) -> list:
+    """The demo's generated tiles: ``split="train"`` (``recipe.train_tiles``) or the held-out ``"test"`` ones;
+    ``count``: only the first ones."""
+    seed, total = (TRAIN_SEED, recipe.train_tiles) if split == "train" else (TEST_SEED, recipe.test_tiles)
+    return _render(recipe, seed, range(min(total, count or total)))
+
+
+def _render(recipe: DemoRecipe, seed: int, indices: range) -> list:
+    renderer = SceneRenderer(SyntheticConfig(recipe.size, recipe.size, recipe.dmin, recipe.dmax))
+    return [renderer.render(seed * 1_000_003 + i) for i in indices]
+
+
+def score_predictions(predictions: list, scenes: list) -> dict[str, float]:
+    """The demo's EPE, D1 and mIoU of ``predict_pair`` outputs on ``scenes`` (dataset-level, every valid pixel)."""
+    metrics = _pixel_metrics([p.disparity for p in predictions], [s.disparity for s in scenes])
+    metrics["mIoU"] = _miou([p.classes for p in predictions], [s.label for s in scenes])
+    return metrics
 
 
 def _motorcycle() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -97,10 +126,14 @@ def _predict_downscaled(
     return cv2.resize(disparity, (width, height), interpolation=cv2.INTER_LINEAR) * (width / size[0])
 
 
-def _train(recipe: DemoRecipe, scenes: list, device: torch.device, log: bool) -> tuple[torch.nn.Module, float]:
-    """The paper model's training step in a plain loop; returns the model and the process CPU seconds."""
-    model_config = SemStereoConfig(backbone=recipe.backbone, hypothesis_range=recipe.hypothesis_range, topk=recipe.topk)
-    config = TrainConfig(model=model_config, stage="full", lr=recipe.lr)
+def _train_config(recipe: DemoRecipe) -> TrainConfig:
+    model = SemStereoConfig(backbone=recipe.backbone, hypothesis_range=recipe.hypothesis_range, topk=recipe.topk)
+    return TrainConfig(model=model, stage="full", lr=recipe.lr)
+
+
+def _build(recipe: DemoRecipe, device: torch.device) -> tuple[SemStereoTask, nn.Module, torch.optim.Optimizer, Any]:
+    """The paper model (seeded), fused Adam and the cosine schedule of the demo recipe."""
+    config = _train_config(recipe)
     task = SemStereoTask(config)
     torch.manual_seed(recipe.seed)
     model = task.build_model().to(device).train()
@@ -108,31 +141,111 @@ def _train(recipe: DemoRecipe, scenes: list, device: torch.device, log: bool) ->
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step, recipe.steps) / recipe.steps))
     )
-    samples = [make_sample(s.left, s.right, s.disparity, s.label) for s in scenes]
+    return task, model, optimizer, schedule
+
+
+def _training_samples(recipe: DemoRecipe, shard: tuple[int, int] = (0, 1)) -> list[dict]:
+    """Training samples of the tiles ``rank, rank + world, ...`` (``shard = (rank, world)``)."""
+    tiles = _render(recipe, TRAIN_SEED, range(shard[0], recipe.train_tiles, shard[1]))
+    return [make_sample(s.left, s.right, s.disparity, s.label) for s in tiles]
+
+
+def _gather_samples(recipe: DemoRecipe, rank: int, world: int, store: Path) -> list[dict]:
+    """Every training sample, in tile order: each process renders its share and reads the others' from ``store``."""
+    torch.save(_training_samples(recipe, (rank, world)), store / f"tiles{rank}.pt")
+    dist.barrier()
+    return _interleave([torch.load(store / f"tiles{r}.pt", weights_only=True) for r in range(world)])
+
+
+def _interleave(shares: list[list[dict]]) -> list[dict]:
+    """The shares of ``_training_samples(recipe, (rank, world))`` for every rank, back in tile order."""
+    world = len(shares)
+    return [shares[i % world][i // world] for i in range(sum(len(share) for share in shares))]
+
+
+def _train(recipe: DemoRecipe, device: torch.device, log: bool) -> tuple[nn.Module, float]:
+    """Train the paper model on the demo's training tiles; returns it (eval mode) and the CPU seconds its training
+    (tile rendering included) took.
+
+    On the CPU with ``recipe.processes > 1`` the work is split over that many one-thread worker processes (they
+    share the rendering; each takes its ``batch_size / processes`` slice of every batch; DistributedDataParallel over
+    gloo: gradients averaged, BatchNorm statistics per process, the way the authors split their batch over two GPUs
+    with ``nn.DataParallel``); otherwise the loop runs in this process."""
+    processes = recipe.processes if device.type == "cpu" else 1
+    if processes > 1:
+        return _train_processes(recipe, processes, log)
     start = time.process_time()
+    samples = _training_samples(recipe)
+    task, model, optimizer, schedule = _build(recipe, device)
     threads = torch.get_num_threads()
     torch.set_num_threads(min(threads, recipe.threads))
     try:
-        _loop(recipe, task, model, optimizer, schedule, samples, device, log)
+        _loop(recipe, task, model, optimizer, schedule, samples, device, (0, 1), log)
     finally:
         torch.set_num_threads(threads)
     return model.eval(), time.process_time() - start
 
 
+def _train_processes(recipe: DemoRecipe, processes: int, log: bool) -> tuple[nn.Module, float]:
+    if recipe.batch_size % processes:
+        raise ValueError(f"batch size {recipe.batch_size} does not split over {processes} processes")
+    with tempfile.TemporaryDirectory(prefix="semstereo-demo-") as tmp:
+        folder = Path(tmp)
+        torch.multiprocessing.spawn(_worker, args=(processes, recipe, str(folder), log), nprocs=processes)
+        state = torch.load(folder / "model.pt", weights_only=True)
+        cpu_seconds = sum(float((folder / f"cpu{rank}.txt").read_text()) for rank in range(processes))
+    model = SemStereoTask(_train_config(recipe)).build_model()
+    model.load_state_dict(state)
+    return model.eval(), cpu_seconds
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once the process that spawned it is gone (e.g. killed), instead of training on as an orphan."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _worker(rank: int, world: int, recipe: DemoRecipe, folder: str, log: bool) -> None:
+    """One data-parallel training process: ``batch_size / world`` of every batch, one intra-op thread."""
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    start = time.process_time()
+    torch.set_num_threads(recipe.threads)
+    store = Path(folder)
+    dist.init_process_group("gloo", init_method=(store / "rendezvous").as_uri(), rank=rank, world_size=world)
+    try:
+        samples = _gather_samples(recipe, rank, world, store)
+        cpu = torch.device("cpu")
+        task, model, optimizer, schedule = _build(recipe, cpu)
+        parallel = DistributedDataParallel(model)
+        _loop(recipe, task, parallel, optimizer, schedule, samples, cpu, (rank, world), log and not rank)
+        (store / f"cpu{rank}.txt").write_text(str(time.process_time() - start))
+        if rank == 0:
+            torch.save(model.state_dict(), store / "model.pt")
+    finally:
+        dist.destroy_process_group()
+
+
 def _loop(
     recipe: DemoRecipe,
     task: SemStereoTask,
-    model: torch.nn.Module,
+    model: nn.Module,
     optimizer: torch.optim.Optimizer,
-    schedule: torch.optim.lr_scheduler.LambdaLR,
+    schedule: Any,
     samples: list[dict],
     device: torch.device,
+    shard: tuple[int, int],
     log: bool,
 ) -> None:
+    """``recipe.steps`` optimiser steps on batches drawn with the recipe's seed; this process takes the
+    ``shard = (rank, world)`` slice of each batch."""
+    rank, world = shard
+    per_process = recipe.batch_size // world
     generator = torch.Generator().manual_seed(recipe.seed)
     for step in range(recipe.steps):
         index = torch.randint(0, len(samples), (recipe.batch_size,), generator=generator)
-        batch = {k: v.to(device) for k, v in default_collate([samples[int(i)] for i in index]).items()}
+        mine = index[rank * per_process : (rank + 1) * per_process]
+        batch = {k: v.to(device) for k, v in default_collate([samples[int(i)] for i in mine]).items()}
         loss, logs = task.training_step(model, batch, step)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -161,7 +274,8 @@ def run_demo(
     recipe: DemoRecipe | None = None,
     log: bool = True,
 ) -> dict[str, object]:
-    """Run the demo; writes ``out_dir/demo.png`` and ``out_dir/metrics.json`` and returns the metrics dict."""
+    """Run the demo; writes ``out_dir/demo.png``, ``out_dir/metrics.json`` and the trained model
+    ``out_dir/semstereo.pt`` (loadable by ``load_pretrained`` and ``--checkpoint``); returns the metrics dict."""
     recipe = recipe or DemoRecipe()
     if steps is not None:
         if steps < 1:
@@ -171,9 +285,8 @@ def run_demo(
     wall = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    renderer = SceneRenderer(SyntheticConfig(recipe.size, recipe.size, recipe.dmin, recipe.dmax))
-    train = [renderer.render(TRAIN_SEED * 1_000_003 + i) for i in range(recipe.train_tiles)]
-    test = [renderer.render(TEST_SEED * 1_000_003 + i) for i in range(recipe.test_tiles)]
+    train = demo_tiles(recipe, "train", count=max(recipe.sgbm_tune_tiles, KNN_TILES))  # the baselines' share
+    test = demo_tiles(recipe, "test")
     if log:
         print(
             f"semstereo demo: {recipe.train_tiles} training / {recipe.test_tiles} test tiles of {recipe.size}px, "
@@ -183,18 +296,19 @@ def run_demo(
             f"training SemStereo (stage 2, backbone {recipe.backbone}: reduced width) for {recipe.steps} steps, "
             f"batch {recipe.batch_size}"
         )
-    model, cpu_seconds = _train(recipe, train, dev, log)
+    model, cpu_seconds = _train(recipe, dev, log)
     parameters = sum(p.numel() for p in model.parameters())
+    checkpoint = {"model": model.state_dict(), "config": to_plain(_train_config(recipe)), "step": recipe.steps}
+    save_checkpoint(checkpoint, out / "semstereo.pt")
 
     predictions = [predict_pair(model, s.left, s.right, device=str(dev)) for s in test]
     gts = [s.disparity for s in test]
-    model_metrics = _pixel_metrics([p.disparity for p in predictions], gts)
-    model_metrics["mIoU"] = _miou([p.classes for p in predictions], [s.label for s in test])
+    model_metrics = score_predictions(predictions, test)
 
     tune = [(s.left, s.right, s.disparity) for s in train[: recipe.sgbm_tune_tiles]]
     sgbm_config, _ = tune_sgbm(tune, recipe.dmin, recipe.dmax)
     sgbm = [sgbm_disparity(s.left, s.right, recipe.dmin, recipe.dmax, sgbm_config) for s in test]
-    knn = ColourKNN(seed=recipe.seed).fit([s.left for s in train[:64]], [s.label for s in train[:64]])
+    knn = ColourKNN(seed=recipe.seed).fit([s.left for s in train[:KNN_TILES]], [s.label for s in train[:KNN_TILES]])
     knn_classes = [knn.predict(s.left) for s in test]
     baseline_metrics = _pixel_metrics(sgbm, gts)
     baseline_metrics["mIoU"] = _miou(knn_classes, [s.label for s in test])
@@ -239,7 +353,7 @@ def run_demo(
             **asdict(recipe),
             "model": f"SemStereo stage 2, {recipe.backbone} (reduced width), {parameters} parameters",
             "baseline": f"OpenCV StereoSGBM tuned on {recipe.sgbm_tune_tiles} training tiles {asdict(sgbm_config)}; "
-            "colour 5-NN on RGB (64 training tiles) for mIoU",
+            f"colour 5-NN on RGB ({KNN_TILES} training tiles) for mIoU",
             "train_cpu_seconds": round(cpu_seconds, 1),
             "panels": "rows: test tiles (left, right, GT, model, SGBM disparity; GT, model, k-NN classes); "
             "motorcycle (left, GT, model, SGBM)",
@@ -253,5 +367,6 @@ def run_demo(
         for key in model_metrics:
             print(f"{key:<16} {model_metrics[key]:>10.4f} {baseline_metrics[key]:>10.4f}")
         print("(EPE/D1: lower is better, baseline SGBM; mIoU: higher is better, baseline colour k-NN)")
-        print(f"{seconds} s in all, training {cpu_seconds:.1f} CPU s; wrote {out / 'demo.png'}, {out / 'metrics.json'}")
+        written = ", ".join(str(out / name) for name in ("demo.png", "metrics.json", "semstereo.pt"))
+        print(f"{seconds} s in all, training {cpu_seconds:.1f} CPU s; wrote {written}")
     return metrics
