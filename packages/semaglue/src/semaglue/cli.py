@@ -21,6 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, module, text in (
         ("evaluate", evaluate, "score a matcher: homography protocol (synthetic, HPatches) or YFCC pose"),
         ("predict", predict, "match your own image pairs: *_matches.npz (authors' format) and PNG plots"),
+        ("match-pairs", match_pairs, "match image pairs and evaluate relative pose (the authors' match_pairs.py)"),
+        (
+            "export",
+            export,
+            "ONNX export of SuperPoint (dense), SegNeXt, or the matcher (fixed keypoint count), checked with onnxruntime",
+        ),
     ):
         command = sub.add_parser(
             name, help=text, description=module.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -34,20 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo_parser.add_argument("--out", default="runs/demo-semaglue", help="output folder (default: runs/demo-semaglue)")
     demo_parser.add_argument("--device", default="cpu", help="auto | cpu | cuda (default: cpu)")
-    pairs = sub.add_parser(
-        "match-pairs",
-        help="match image pairs and evaluate relative pose (the authors' match_pairs.py)",
-        description=match_pairs.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    match_pairs.add_arguments(pairs)
-    exporter = sub.add_parser(
-        "export",
-        help="ONNX export of SuperPoint (dense), SegNeXt, or the matcher (fixed keypoint count), checked with onnxruntime",
-        description=export.__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    export.add_arguments(exporter)
     prepare = sub.add_parser(
         "prepare-megadepth",
         help="write MegaDepth scene_info/<scene>.npz files from COLMAP text models (stage-2 training data)",
