@@ -3,8 +3,9 @@
 The traced graph fixes the pair size: timm's MobileViTv2 blocks compute their patch grid, and this model its
 1/4-scale hypothesis grids and volume shapes, from the input size in Python, and the exported file keeps them, so a
 file runs only at the ``H×W`` it was exported for (any batch size is not supported either); export one file per tile
-size. (The ``torch.export``-based exporter does not get through either: README, Speed.) Every op of the network (3-D convolutions, window
-attention, ``grid_sample``, ``sort``/``gather`` top-k, trilinear resizing) has an ONNX equivalent (opset 18).
+size. (The ``torch.export``-based exporter does not get through either: README, Speed.) Every op of the network
+(3-D convolutions, window attention, ``grid_sample``, ``sort``/``gather`` top-k, trilinear resizing) has an ONNX
+equivalent (opset 18).
 """
 
 from __future__ import annotations
